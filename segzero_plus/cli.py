@@ -1,0 +1,46 @@
+"""`segzero-plus` console entry point.
+
+Each subcommand lives in its own module, which exposes ``register(subparsers)`` adding one parser whose
+``func`` default takes the parsed ``argparse.Namespace`` and returns an exit code. Modules are imported
+lazily (only the chosen one), so ``segzero-plus --help`` stays fast and light.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+# subcommand name -> module that registers it
+SUBCOMMANDS: dict[str, str] = {
+    "make-tiny": "segzero_plus.tiny_models",
+    "make-scenes": "segzero_plus.scenes",
+}
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """Build the top-level parser; with ``only`` set, import just that subcommand's module."""
+    parser = argparse.ArgumentParser(prog="segzero-plus", description="Seg-Zero++ command-line tools")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, module in SUBCOMMANDS.items():
+        if only is None or only == name:
+            importlib.import_module(module).register(sub)
+        else:
+            sub.add_parser(name, help=f"(see `segzero-plus {name} --help`)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    chosen = next((a for a in argv if a in SUBCOMMANDS), None)
+    parser = build_parser(only=chosen if chosen else "__none__")
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,284 @@
+"""Look-alike scenes: the synthetic, seeded sample data that tests, the demo and benchmarks use.
+
+Each scene holds a TARGET object, 0-3 DISTRACTORS of the same shape and colour (the look-alikes that
+negative points exist for), and one ANCHOR object of another shape/colour that the referring expression
+uses to single the target out: "the red ring left of the blue square". The target sits right next to
+the anchor on the named side; every distractor is at least ``1.6x`` further from the anchor, so the
+expression has exactly one referent.
+
+All coordinates and masks are in ORIGINAL image pixels; masks are ``bool`` (H, W) arrays that equal the
+painted pixels of each object exactly (objects never overlap).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from segzero_plus.masks import decode_rle, encode_rle
+
+SHAPES: tuple[str, ...] = ("disc", "ring", "square", "triangle")
+COLOURS: dict[str, tuple[int, int, int]] = {
+    "red": (215, 40, 40),
+    "green": (40, 170, 60),
+    "blue": (40, 80, 215),
+    "yellow": (230, 200, 40),
+    "purple": (140, 60, 180),
+    "orange": (240, 130, 30),
+}
+RELATIONS: dict[str, tuple[int, int]] = {  # relation -> unit direction (dx, dy) from anchor to target
+    "left of": (-1, 0),
+    "right of": (1, 0),
+    "above": (0, -1),
+    "below": (0, 1),
+}
+DEFAULT_SIZES: tuple[tuple[int, int], ...] = ((336, 336), (280, 420), (420, 280))
+"""(height, width) choices cycled by :func:`generate_scenes` (small, so 50 scenes are ~0.7 MB of PNG);
+pass ``sizes=((840, 840),)`` for scenes already in the recipe's model frame."""
+
+
+@dataclass(frozen=True)
+class Scene:
+    """One generated scene. ``image`` is (H, W, 3) uint8 RGB; masks are (H, W) bool, original pixels."""
+
+    scene_id: str
+    image: np.ndarray
+    expression: str
+    shape: str
+    colour: str
+    target_mask: np.ndarray
+    distractor_masks: list[np.ndarray] = field(default_factory=list)
+    anchor_mask: np.ndarray | None = None
+
+    @property
+    def height(self) -> int:
+        return int(self.image.shape[0])
+
+    @property
+    def width(self) -> int:
+        return int(self.image.shape[1])
+
+
+def _shape_mask(shape: str, cx: float, cy: float, r: float, h: int, w: int) -> np.ndarray:
+    """Pixels (centre-sampled) of one object of radius ``r`` centred at (cx, cy)."""
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+    dx, dy = xs + 0.5 - cx, ys + 0.5 - cy
+    if shape == "disc":
+        return dx * dx + dy * dy <= r * r
+    if shape == "ring":
+        d2 = dx * dx + dy * dy
+        return (d2 <= r * r) & (d2 >= (0.55 * r) ** 2)
+    if shape == "square":
+        s = 0.82 * r
+        return (np.abs(dx) <= s) & (np.abs(dy) <= s)
+    if shape == "triangle":  # upward isosceles triangle inscribed in the circle
+        top, base = -r, 0.75 * r
+        inside_y = (dy >= top) & (dy <= base)
+        half = (dy - top) / (base - top) * 0.95 * r
+        return inside_y & (np.abs(dx) <= half)
+    raise ValueError(f"unknown shape {shape!r}; choose one of {SHAPES}")
+
+
+def _background(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
+    """Muted textured background: a low-frequency gradient, soft stripes and blocky noise."""
+    base = rng.integers(90, 170, size=3).astype(np.float32)
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+    angle = rng.uniform(0, np.pi)
+    freq = rng.uniform(0.01, 0.04)
+    stripes = 10.0 * np.sin(freq * (np.cos(angle) * xs + np.sin(angle) * ys))
+    gradient = 25.0 * (xs / w - 0.5) * rng.uniform(-1, 1) + 25.0 * (ys / h - 0.5) * rng.uniform(-1, 1)
+    img = base[None, None, :] + (stripes + gradient)[..., None] + _block_noise(rng, h, w, sigma=6.0)
+    return img
+
+
+def _block_noise(rng: np.random.Generator, h: int, w: int, sigma: float, block: int = 8) -> np.ndarray:
+    """(H, W, 3) Gaussian noise constant over ``block`` x ``block`` cells (texture that compresses)."""
+    noise = rng.normal(0, sigma, size=((h + block - 1) // block, (w + block - 1) // block, 3))
+    return np.repeat(np.repeat(noise, block, 0), block, 1)[:h, :w]
+
+
+def _paint(img: np.ndarray, mask: np.ndarray, colour: tuple[int, int, int], rng: np.random.Generator) -> None:
+    shade = rng.uniform(-12, 12, size=3)
+    texture = _block_noise(rng, *mask.shape, sigma=4.0)
+    img[mask] = np.asarray(colour, dtype=np.float32) + shade + texture[mask]
+
+
+def generate_scene(
+    seed: int,
+    size: tuple[int, int] = (840, 840),
+    n_distractors: int | None = None,
+    scene_id: str | None = None,
+) -> Scene:
+    """Generate one scene deterministically from ``seed``.
+
+    Args:
+        seed: RNG seed; the same seed and size give a byte-identical scene.
+        size: (height, width) in pixels.
+        n_distractors: number of same-shape, same-colour look-alikes (0-3); random when None.
+        scene_id: identifier stored in the scene (default ``scene_<seed>``).
+    """
+    h, w = size
+    rng = np.random.default_rng(seed)
+    if n_distractors is None:
+        n_distractors = int(rng.integers(0, 4))
+    if not 0 <= n_distractors <= 3:
+        raise ValueError(f"n_distractors must be in 0..3, got {n_distractors}")
+    for _attempt in range(200):
+        layout = _try_layout(rng, h, w, n_distractors)
+        if layout is not None:
+            break
+    else:  # pragma: no cover - only for absurdly small images
+        raise ValueError(f"could not place {n_distractors} distractors in a {h}x{w} image")
+    (shape, colour, anchor_shape, anchor_colour, relation, objects) = layout
+
+    img = _background(rng, h, w)
+    masks = []
+    for obj_shape, obj_colour, cx, cy, r in objects:
+        m = _shape_mask(obj_shape, cx, cy, r, h, w)
+        _paint(img, m, COLOURS[obj_colour], rng)
+        masks.append(m)
+    image = (np.clip(np.rint(img), 0, 255).astype(np.uint8) // 8) * 8  # coarse levels: small PNGs
+    expression = f"the {colour} {shape} {relation} the {anchor_colour} {anchor_shape}"
+    return Scene(
+        scene_id=scene_id or f"scene_{seed}",
+        image=image,
+        expression=expression,
+        shape=shape,
+        colour=colour,
+        target_mask=masks[1],
+        distractor_masks=masks[2:],
+        anchor_mask=masks[0],
+    )
+
+
+def _try_layout(rng: np.random.Generator, h: int, w: int, n_distractors: int):
+    """Sample anchor, target and distractor placements; None if this draw does not fit."""
+    shape, anchor_shape = rng.choice(SHAPES, size=2, replace=False).tolist()
+    colour, anchor_colour = rng.choice(list(COLOURS), size=2, replace=False).tolist()
+    relation = list(RELATIONS)[int(rng.integers(0, len(RELATIONS)))]
+    short = min(h, w)
+    r_obj = float(rng.uniform(0.07, 0.10) * short)
+    r_anchor = float(rng.uniform(0.07, 0.10) * short)
+    margin = 0.02 * short + 2
+    ax = float(rng.uniform(r_anchor + margin, w - r_anchor - margin))
+    ay = float(rng.uniform(r_anchor + margin, h - r_anchor - margin))
+    dx, dy = RELATIONS[relation]
+    gap = r_anchor + r_obj + float(rng.uniform(0.03, 0.06) * short)
+    tx, ty = ax + dx * gap, ay + dy * gap
+    if not (r_obj + margin <= tx <= w - r_obj - margin and r_obj + margin <= ty <= h - r_obj - margin):
+        return None
+    placed = [(anchor_shape, anchor_colour, ax, ay, r_anchor), (shape, colour, tx, ty, r_obj)]
+    for _ in range(n_distractors):
+        for _try in range(100):
+            r = float(rng.uniform(0.06, 0.10) * short)
+            x = float(rng.uniform(r + margin, w - r - margin))
+            y = float(rng.uniform(r + margin, h - r - margin))
+            clear = all(np.hypot(x - px, y - py) > r + pr + margin for _, _, px, py, pr in placed)
+            unique = np.hypot(x - ax, y - ay) > 1.6 * gap
+            if clear and unique:
+                placed.append((shape, colour, x, y, r))
+                break
+        else:
+            return None
+    return shape, colour, anchor_shape, anchor_colour, relation, placed
+
+
+def generate_scenes(
+    n: int,
+    seed: int = 0,
+    sizes: Sequence[tuple[int, int]] = DEFAULT_SIZES,
+    n_distractors: int | None = None,
+) -> list[Scene]:
+    """``n`` scenes; scene ``i`` uses seed ``seed * 100_003 + i`` and size ``sizes[i % len(sizes)]``."""
+    return [
+        generate_scene(seed * 100_003 + i, size=sizes[i % len(sizes)], n_distractors=n_distractors, scene_id=f"scene_{seed}_{i:05d}")
+        for i in range(n)
+    ]
+
+
+def encode_png(image: np.ndarray) -> bytes:
+    """PNG bytes of an (H, W, 3) uint8 image."""
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, format="PNG", optimize=False, compress_level=6)
+    return buf.getvalue()
+
+
+def decode_png(data: bytes) -> np.ndarray:
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as im:
+        return np.asarray(im.convert("RGB"))
+
+
+def write_scenes_parquet(scenes: Iterable[Scene], path: str | Path) -> Path:
+    """Write scenes as parquet: id, image (PNG bytes), expression, shape, colour, height, width,
+    mask (RLE dict), distractor_masks (list of RLE dicts), anchor_mask (RLE dict). Atomic write."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = [
+        {
+            "id": s.scene_id,
+            "image": encode_png(s.image),
+            "expression": s.expression,
+            "shape": s.shape,
+            "colour": s.colour,
+            "height": s.height,
+            "width": s.width,
+            "mask": encode_rle(s.target_mask),
+            "distractor_masks": [encode_rle(m) for m in s.distractor_masks],
+            "anchor_mask": encode_rle(s.anchor_mask) if s.anchor_mask is not None else None,
+        }
+        for s in scenes
+    ]
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    pq.write_table(pa.Table.from_pylist(rows), tmp)
+    tmp.replace(path)
+    return path
+
+
+def read_scenes_parquet(path: str | Path) -> list[Scene]:
+    """Read scenes written by :func:`write_scenes_parquet`."""
+    import pyarrow.parquet as pq
+
+    scenes = []
+    for row in pq.read_table(path).to_pylist():
+        scenes.append(
+            Scene(
+                scene_id=row["id"],
+                image=decode_png(row["image"]),
+                expression=row["expression"],
+                shape=row["shape"],
+                colour=row["colour"],
+                target_mask=decode_rle(row["mask"]),
+                distractor_masks=[decode_rle(r) for r in row["distractor_masks"]],
+                anchor_mask=decode_rle(row["anchor_mask"]) if row["anchor_mask"] else None,
+            )
+        )
+    return scenes
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("make-scenes", help="generate a look-alike scene dataset (parquet)")
+    p.add_argument("--out", required=True, help="output parquet file")
+    p.add_argument("-n", "--num", type=int, default=50, help="number of scenes (default 50)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--size", type=int, nargs=2, metavar=("H", "W"), action="append", default=None,
+                   help="image size; repeat to cycle several (default: mixed sizes incl. 840x840)")
+    p.set_defaults(func=_cli)
+
+
+def _cli(args: argparse.Namespace) -> int:
+    sizes = [tuple(s) for s in args.size] if args.size else DEFAULT_SIZES
+    path = write_scenes_parquet(generate_scenes(args.num, seed=args.seed, sizes=sizes), args.out)
+    print(f"wrote {args.num} scenes to {path} ({path.stat().st_size / 1024:.0f} KiB)")
+    return 0
