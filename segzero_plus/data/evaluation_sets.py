@@ -1,0 +1,374 @@
+"""Evaluation parquet files (``EVAL_SCHEMA``): ReasonSeg (LISA layout), RefCOCO/+/g (refer layout,
+per expression or per instance) and Seg-Zero's published evaluation layout.
+
+Rows keep the ORIGINAL image bytes (re-encoded as RGB PNG only when the file is not plain RGB or has an
+EXIF rotation) with masks in the original frame. No row is dropped silently: rows that cannot be built
+are listed as skipped, and rows with, e.g., an empty mask are kept and reported by validation, so that
+metrics are never inflated by quietly removing samples.
+
+Names: ``data_source`` is ``reasonseg`` or ``<refcoco|refcocoplus|refcocog>_<unc|umd>_<per_expression|
+per_instance>``; ``split`` is the dataset split (val, test, testA, testB).
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from segzero_plus.data import io as dio
+from segzero_plus.data.images import ImageDecodeError, original_image_bytes
+from segzero_plus.data.reasonseg import ReasonSegItem, list_reasonseg, rasterise_lisa
+from segzero_plus.data.schema import EVAL_SCHEMA, eval_row
+from segzero_plus.masks import encode_rle
+
+Variant = Literal["per_expression", "per_instance"]
+VARIANTS: tuple[str, ...] = ("per_expression", "per_instance")
+REFER_EVAL_SPLITS: dict[str, tuple[str, ...]] = {
+    "refcoco": ("val", "testA", "testB"),
+    "refcoco+": ("val", "testA", "testB"),
+    "refcocog": ("val", "test"),
+}
+
+
+# ------------------------------------------------------------------ ReasonSeg
+def _reasonseg_chunk(items: Sequence[tuple[ReasonSegItem, int]], *, split: str) -> dio.ChunkOutput:
+    rows, notes, skipped = [], {}, []
+    for item, query_index in items:
+        rid = f"reasonseg_{split}_{item.stem}" + (f"_{query_index}" if query_index else "")
+        try:
+            stored, decoded = original_image_bytes(item.image_path.read_bytes())
+        except (OSError, ImageDecodeError) as e:
+            notes["skipped_unreadable_image"] = notes.get("skipped_unreadable_image", 0) + 1
+            skipped.append([rid, str(e)])
+            continue
+        for k in decoded.notes():
+            notes[k] = notes.get(k, 0) + 1
+        h, w = decoded.array.shape[:2]
+        target, ignore = rasterise_lisa(item.shapes, h, w)
+        if ignore.any():
+            notes["rows_with_ignore"] = notes.get("rows_with_ignore", 0) + 1
+        if not item.queries:
+            notes["no_query"] = notes.get("no_query", 0) + 1
+        rows.append(
+            eval_row(
+                id=rid,
+                data_source="reasonseg",
+                split=split,
+                image=stored,
+                query=item.queries[query_index] if item.queries else "",
+                mask=encode_rle(target),
+                ignore=encode_rle(ignore) if ignore.any() else None,
+                image_id=item.stem,
+                is_sentence=item.is_sentence,
+                height=h,
+                width=w,
+            )
+        )
+    return dio.ChunkOutput(rows=rows, notes=notes, skipped=skipped)
+
+
+def prepare_reasonseg_eval(
+    root: str | Path,
+    split: str,
+    out: str | Path,
+    *,
+    queries: Literal["first", "all"] = "first",
+    workers: int = 1,
+    chunk_size: int = 32,
+    progress: bool = True,
+) -> dio.ConversionResult:
+    """ReasonSeg ``split`` (val/test) from LISA's layout: target mask + separate ignore mask (original frame).
+
+    ``queries="first"`` makes one sample per image with its first query (LISA's evaluation);
+    ``"all"`` one sample per query (ids then end in ``_<query index>`` from the second query on).
+    """
+    items = list_reasonseg(root, split)
+    if not items:
+        raise ValueError(f"no ReasonSeg jsons under {root}/{split}")
+    work = [(it, q) for it in items for q in (range(max(1, len(it.queries))) if queries == "all" else [0])]
+    return dio.convert_to_parquet(
+        work,
+        functools.partial(_reasonseg_chunk, split=split),
+        out,
+        EVAL_SCHEMA,
+        chunk_size=chunk_size,
+        params={"kind": "reasonseg_eval", "split": split, "queries": queries},
+        work_ids=[f"{it.stem}:{q}" for it, q in work],
+        workers=workers,
+        desc=f"ReasonSeg {split}",
+        progress=progress,
+    )
+
+
+# ------------------------------------------------------------------ RefCOCO / RefCOCO+ / RefCOCOg
+@dataclass(frozen=True)
+class _EvalImageJob:
+    image_id: int
+    image_path: str
+    height: int
+    width: int
+    samples: tuple[tuple[int, int, int, str, Any], ...]  # (ref_id, ann_id, sent_id, sentence, segmentation)
+
+
+def refer_data_source(slug: str, split_by: str, variant: str) -> str:
+    """e.g. ``refcocog_umd_per_instance``."""
+    return f"{slug}_{split_by}_{variant}"
+
+
+def _refer_eval_chunk(jobs: Sequence[_EvalImageJob], *, data_source: str, split: str) -> dio.ChunkOutput:
+    from segzero_plus.data.refcoco import segmentation_mask
+
+    rows, notes, skipped = [], {}, []
+    for job in jobs:
+        ids = [f"{data_source}_{split}_{s[0]}_{s[2]}" for s in job.samples]
+        try:
+            stored, decoded = original_image_bytes(Path(job.image_path).read_bytes())
+        except (OSError, ImageDecodeError) as e:
+            notes["skipped_unreadable_image"] = notes.get("skipped_unreadable_image", 0) + len(ids)
+            skipped.extend([i, str(e)] for i in ids)
+            continue
+        for k in decoded.notes():
+            notes[k] = notes.get(k, 0) + 1
+        hw = decoded.array.shape[:2]
+        if hw != (job.height, job.width):
+            notes["skipped_image_size_mismatch"] = notes.get("skipped_image_size_mismatch", 0) + len(ids)
+            skipped.extend([i, f"image is {hw}, annotations say {(job.height, job.width)}"] for i in ids)
+            continue
+        masks: dict[int, dict[str, Any]] = {}
+        for rid, (ref_id, ann_id, sent_id, sentence, seg) in zip(ids, job.samples, strict=True):
+            if ann_id not in masks:
+                masks[ann_id] = encode_rle(segmentation_mask(seg, job.height, job.width))
+            rows.append(
+                eval_row(
+                    id=rid,
+                    data_source=data_source,
+                    split=split,
+                    image=stored,
+                    query=sentence,
+                    mask=masks[ann_id],
+                    ignore=None,
+                    image_id=job.image_id,
+                    ann_id=ann_id,
+                    ref_id=ref_id,
+                    sent_id=sent_id,
+                    height=job.height,
+                    width=job.width,
+                )
+            )
+    return dio.ChunkOutput(rows=rows, notes=notes, skipped=skipped)
+
+
+def prepare_refer_eval(
+    refer_root: str | Path,
+    images_dir: str | Path,
+    out: str | Path,
+    *,
+    dataset: str,
+    split: str,
+    split_by: str | None = None,
+    variant: Variant = "per_expression",
+    workers: int = 1,
+    chunk_size: int = 32,
+    progress: bool = True,
+) -> dio.ConversionResult:
+    """RefCOCO (unc) / RefCOCO+ (unc) / RefCOCOg (umd) evaluation rows of ``split``.
+
+    ``variant="per_expression"``: every sentence is a sample; ``"per_instance"``: one sample per ref
+    (its first sentence by ``sent_id``). Rows are ordered by (image id, ref id, sent id).
+    """
+    from segzero_plus.data.refcoco import DATASETS, ReferDataset
+
+    if variant not in VARIANTS:
+        raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
+    split_by = split_by or DATASETS.get(dataset, "unc")
+    refer = ReferDataset(refer_root, dataset, split_by)
+    exprs = refer.expressions(split, per="ref" if variant == "per_instance" else "sentence")
+    if not exprs:
+        raise ValueError(f"no refs in split {split!r} of {refer.folder} (splits: {refer.splits})")
+    exprs.sort(key=lambda e: (e.image_id, e.ref_id, e.sent_id))
+    jobs: list[_EvalImageJob] = []
+    for e in exprs:
+        sample = (e.ref_id, e.ann_id, e.sent_id, e.sentence, refer.anns[e.ann_id]["segmentation"])
+        if jobs and jobs[-1].image_id == e.image_id:
+            jobs[-1] = _EvalImageJob(**{**jobs[-1].__dict__, "samples": jobs[-1].samples + (sample,)})
+        else:
+            h, w = refer.image_size(e.image_id)
+            jobs.append(
+                _EvalImageJob(e.image_id, str(refer.image_file(e.image_id, images_dir)), h, w, (sample,))
+            )
+    data_source = refer_data_source(refer.slug, split_by, variant)
+    return dio.convert_to_parquet(
+        jobs,
+        functools.partial(_refer_eval_chunk, data_source=data_source, split=split),
+        out,
+        EVAL_SCHEMA,
+        chunk_size=chunk_size,
+        params={
+            "kind": "refer_eval",
+            "dataset": dataset,
+            "split_by": split_by,
+            "split": split,
+            "variant": variant,
+        },
+        work_ids=[str(j.image_id) for j in jobs],
+        workers=workers,
+        desc=f"{data_source} {split}",
+        progress=progress,
+    )
+
+
+# ------------------------------------------------------------------ CLI: segzero-plus prepare-eval
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "prepare-eval", help="build evaluation parquet files (ReasonSeg, RefCOCO/+/g, Seg-Zero)"
+    )
+    p.add_argument("source", choices=["reasonseg", "refcoco", "refcoco+", "refcocog", "segzero", "scenes"])
+    p.add_argument(
+        "--split",
+        required=True,
+        nargs="+",
+        help="split(s): val/test (reasonseg, refcocog), val/testA/testB (refcoco, refcoco+)",
+    )
+    p.add_argument(
+        "--out",
+        required=True,
+        help="output parquet, or a folder (one file per split/variant, named e.g. refcocog_test_per_instance.parquet)",
+    )
+    p.add_argument("--root", help="reasonseg: folder with val/ and test/; refcoco*: refer root")
+    p.add_argument("--images", help="COCO train2014 image folder (refcoco*)")
+    p.add_argument(
+        "--variant",
+        nargs="+",
+        choices=list(VARIANTS),
+        default=list(VARIANTS),
+        help="refcoco*: per_expression and/or per_instance (default both)",
+    )
+    p.add_argument(
+        "--queries", choices=["first", "all"], default="first", help="reasonseg: queries per image"
+    )
+    p.add_argument("--input", nargs="+", help="segzero/scenes: input parquet/arrow file(s)")
+    p.add_argument(
+        "--data-source", default=None, help="segzero/scenes: data_source name (e.g. refcocog_test)"
+    )
+    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--chunk-size", type=int, default=32)
+    p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=_cli)
+
+
+def _target(out: Path, name: str, many: bool) -> Path:
+    return out / f"{name}.parquet" if many or out.suffix != ".parquet" else out
+
+
+def _cli(args: argparse.Namespace) -> int:
+    from segzero_plus.data.validation import report_conversion
+
+    out = Path(args.out)
+    progress = not args.no_progress
+    jobs: list[tuple[Path, Any]] = []
+    if args.source == "reasonseg":
+        if not args.root:
+            print("reasonseg needs --root")
+            return 2
+        many = len(args.split) > 1
+        for split in args.split:
+            path = _target(out, f"reasonseg_{split}", many)
+            jobs.append(
+                (
+                    path,
+                    functools.partial(
+                        prepare_reasonseg_eval,
+                        args.root,
+                        split,
+                        path,
+                        queries=args.queries,
+                        workers=args.workers,
+                        chunk_size=args.chunk_size,
+                        progress=progress,
+                    ),
+                )
+            )
+    elif args.source in REFER_EVAL_SPLITS:
+        if not (args.root and args.images):
+            print(f"{args.source} needs --root (refer layout) and --images (COCO train2014)")
+            return 2
+        slug = args.source.replace("+", "plus")
+        many = len(args.split) * len(args.variant) > 1
+        for split in args.split:
+            for variant in args.variant:
+                path = _target(out, f"{slug}_{split}_{variant}", many)
+                jobs.append(
+                    (
+                        path,
+                        functools.partial(
+                            prepare_refer_eval,
+                            args.root,
+                            args.images,
+                            path,
+                            dataset=args.source,
+                            split=split,
+                            variant=variant,
+                            workers=args.workers,
+                            chunk_size=args.chunk_size,
+                            progress=progress,
+                        ),
+                    )
+                )
+    elif args.source == "segzero":
+        from segzero_plus.data.segzero_layout import import_segzero_eval
+
+        if not args.input or len(args.split) != 1:
+            print("segzero needs --input FILE... and one --split")
+            return 2
+        name = args.data_source or Path(args.input[0]).stem
+        path = _target(out, name, False)
+        jobs.append(
+            (
+                path,
+                functools.partial(
+                    import_segzero_eval,
+                    args.input,
+                    path,
+                    data_source=name,
+                    split=args.split[0],
+                    chunk_size=args.chunk_size,
+                    workers=args.workers,
+                    progress=progress,
+                ),
+            )
+        )
+    else:
+        from segzero_plus.data.lookalike import write_scenes_eval
+        from segzero_plus.scenes import read_scenes_parquet
+
+        if not args.input or len(args.split) != 1:
+            print("scenes needs --input SCENES.parquet and one --split")
+            return 2
+        scenes = [s for p in args.input for s in read_scenes_parquet(p)]
+        path = _target(out, f"lookalike_{args.split[0]}", False)
+        jobs.append(
+            (
+                path,
+                functools.partial(
+                    write_scenes_eval,
+                    scenes,
+                    path,
+                    split=args.split[0],
+                    data_source=args.data_source or "lookalike",
+                    progress=progress,
+                ),
+            )
+        )
+    rc = 0
+    for path, run in jobs:
+        if path.exists() and not args.overwrite:
+            print(f"{path} exists; pass --overwrite to rebuild it")
+            rc = rc or 2
+            continue
+        rc = report_conversion(run(), progress=progress) or rc
+    return rc

@@ -1,0 +1,138 @@
+"""The "refer" layout of RefCOCO / RefCOCO+ / RefCOCOg: ``instances.json`` (COCO) + ``refs(SPLITBY).p``.
+
+Folder: ``<root>/<dataset>/instances.json`` and ``<root>/<dataset>/refs(<split_by>).p`` (``root`` may also
+be the dataset folder itself). Images are COCO train2014 files named by ``instances.json``'s ``images``.
+All masks here are in the ORIGINAL image frame, ``bool`` (H, W).
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from segzero_plus.masks import decode_rle, polygons_to_mask
+
+DATASETS: dict[str, str] = {"refcoco": "unc", "refcoco+": "unc", "refcocog": "umd"}
+"""dataset folder -> its standard split-by."""
+
+SLUGS: dict[str, str] = {"refcoco": "refcoco", "refcoco+": "refcocoplus", "refcocog": "refcocog"}
+"""dataset folder -> name used in ids, data sources and file names."""
+
+
+@dataclass(frozen=True)
+class ReferExpression:
+    """One referring expression (a sentence of a ref) with the ids that locate it."""
+
+    ref_id: int
+    ann_id: int
+    image_id: int
+    category_id: int
+    split: str
+    sent_id: int
+    sentence: str
+
+
+def load_refs_pickle(path: str | Path) -> list[dict[str, Any]]:
+    """Read a ``refs(...).p`` pickle (written by Python 2 in the released files)."""
+    data = Path(path).read_bytes()
+    try:
+        return pickle.loads(data)
+    except (UnicodeDecodeError, ValueError):
+        return pickle.loads(data, encoding="latin1")
+
+
+def segmentation_mask(segmentation: Any, height: int, width: int) -> np.ndarray:
+    """COCO ``segmentation`` (polygon list, compressed or uncompressed RLE) -> bool (H, W) mask."""
+    if isinstance(segmentation, list):
+        return polygons_to_mask([list(map(float, p)) for p in segmentation if len(p) >= 6], height, width)
+    if isinstance(segmentation, dict):
+        mask = decode_rle(segmentation)
+        if mask.shape != (height, width):
+            raise ValueError(f"RLE size {mask.shape} differs from the image size {(height, width)}")
+        return mask
+    raise TypeError(f"unsupported segmentation type {type(segmentation).__name__}")
+
+
+class ReferDataset:
+    """A refer-layout dataset loaded in memory (refs, annotations, images, categories)."""
+
+    def __init__(self, root: str | Path, dataset: str = "refcocog", split_by: str | None = None):
+        root = Path(root)
+        folder = root if (root / "instances.json").exists() else root / dataset
+        split_by = split_by or DATASETS.get(dataset, "umd")
+        refs_path = folder / f"refs({split_by}).p"
+        inst_path = folder / "instances.json"
+        for p in (refs_path, inst_path):
+            if not p.exists():
+                raise FileNotFoundError(
+                    f"{p} not found (expected the refer layout: instances.json + refs(...).p)"
+                )
+        self.dataset = dataset
+        self.split_by = split_by
+        self.folder = folder
+        self.refs: list[dict[str, Any]] = load_refs_pickle(refs_path)
+        instances = json.loads(inst_path.read_text())
+        self.images: dict[int, dict[str, Any]] = {int(im["id"]): im for im in instances["images"]}
+        self.anns: dict[int, dict[str, Any]] = {int(a["id"]): a for a in instances["annotations"]}
+        self.categories: dict[int, str] = {int(c["id"]): c["name"] for c in instances.get("categories", [])}
+        self._anns_by_image: dict[int, list[int]] = defaultdict(list)
+        for a in instances["annotations"]:
+            self._anns_by_image[int(a["image_id"])].append(int(a["id"]))
+
+    @property
+    def slug(self) -> str:
+        return SLUGS.get(self.dataset, self.dataset.replace("+", "plus"))
+
+    @property
+    def splits(self) -> list[str]:
+        return sorted({str(r["split"]) for r in self.refs})
+
+    def expressions(self, split: str, per: Literal["sentence", "ref"] = "sentence") -> list[ReferExpression]:
+        """Expressions of ``split`` ordered by (ref_id, sent_id): every sentence, or the first per ref."""
+        out: list[ReferExpression] = []
+        for ref in sorted((r for r in self.refs if r["split"] == split), key=lambda r: int(r["ref_id"])):
+            sents = sorted(ref["sentences"], key=lambda s: int(s["sent_id"]))
+            if per == "ref":
+                sents = sents[:1]
+            for s in sents:
+                out.append(
+                    ReferExpression(
+                        ref_id=int(ref["ref_id"]),
+                        ann_id=int(ref["ann_id"]),
+                        image_id=int(ref["image_id"]),
+                        category_id=int(ref["category_id"]),
+                        split=str(ref["split"]),
+                        sent_id=int(s["sent_id"]),
+                        sentence=str(s.get("sent") or s.get("raw") or "").strip(),
+                    )
+                )
+        return out
+
+    def image_size(self, image_id: int) -> tuple[int, int]:
+        """(height, width) of an image in original pixels."""
+        im = self.images[image_id]
+        return int(im["height"]), int(im["width"])
+
+    def image_file(self, image_id: int, images_dir: str | Path) -> Path:
+        return Path(images_dir) / self.images[image_id]["file_name"]
+
+    def ann_mask(self, ann_id: int) -> np.ndarray:
+        """Mask of one annotation, original frame."""
+        ann = self.anns[ann_id]
+        h, w = self.image_size(int(ann["image_id"]))
+        return segmentation_mask(ann["segmentation"], h, w)
+
+    def distractor_ann_ids(self, ann_id: int) -> list[int]:
+        """Other annotations of the same category in the same image (sorted by id)."""
+        ann = self.anns[ann_id]
+        return sorted(
+            a
+            for a in self._anns_by_image[int(ann["image_id"])]
+            if a != ann_id and self.anns[a]["category_id"] == ann["category_id"]
+        )
