@@ -10,14 +10,18 @@ export TRANSFORMERS_OFFLINE := 1
 export WANDB_MODE ?= offline
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup demo test bench lint clean
+.PHONY: setup demo test bench lint lock clean
 
-$(STAMP): pyproject.toml setup.py
+LOCK := requirements/cpu-lock.txt
+
+# torch first, then sam2 built against it without build isolation (no CUDA extension), then the rest,
+# every version constrained by the lock so that CI and a fresh machine get what the tests passed with.
+$(STAMP): pyproject.toml setup.py $(LOCK)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PIP) install -q --upgrade pip
-	$(PIP) install -q torch==2.14.1 torchvision==0.29.1
-	SAM2_BUILD_CUDA=0 $(PIP) install -q --no-build-isolation sam2==1.1.0
-	$(PIP) install -q -e ".[cpu]"
+	$(PIP) install -q --upgrade "pip>=24"
+	$(PIP) install -q -c $(LOCK) torch torchvision
+	SAM2_BUILD_CUDA=0 $(PIP) install -q --no-build-isolation -c $(LOCK) sam2
+	$(PIP) install -q -c $(LOCK) -e ".[cpu]"
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -36,6 +40,12 @@ bench: setup
 lint: setup
 	$(VENV)/bin/ruff check segzero_plus tests benchmarks prepare_dataset evaluation_scripts
 	$(VENV)/bin/ruff format --check segzero_plus tests benchmarks prepare_dataset evaluation_scripts
+
+# Refresh the lock from the current venv (after changing dependencies in pyproject.toml).
+lock: setup
+	{ echo "# CPU profile lock: the exact versions \`make setup\` resolved and the test suite passed with."; \
+	  echo "# Regenerate with: make lock"; \
+	  $(PIP) freeze | grep -v "^-e" | grep -vi "^segzero"; } > $(LOCK)
 
 clean:
 	rm -rf outputs .cache

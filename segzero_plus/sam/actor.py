@@ -1,0 +1,355 @@
+"""One shared SAM2 scorer per node (or per GPU) as a named Ray actor, and the retrying client for it.
+
+verl runs ``reward.num_workers`` (default 8) RewardLoopWorker actors; each builds our reward manager. If
+each loaded its own SAM2.1-L that would be 8 models and 8 encodes of every image. Instead every worker
+calls :func:`get_scorer_actor`, which creates (first caller) or finds (``get_if_exists``) ONE detached
+actor named per node, so all workers share one model and one embedding cache.
+
+The actor is async and batches dynamically: requests that arrive while a batch is on the device are
+decoded together in the next one (prompt sets of equal shape across requests and images share decoder
+calls), so there is no added latency when idle. Ray restarts it if it dies (``max_restarts``).
+
+:class:`SamScorerClient` is what callers hold: it retries a failed call once (re-resolving the actor by
+name, which also recreates one that is gone for good) and then raises :class:`SamUnavailableError`,
+which reward code turns into a zero score with a logged reason. It always sends the image with the call:
+a restarted actor has an empty cache, and a cached key costs no encode anyway.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from segzero_plus.sam.scorer import MaskResult, PromptSet, ScoreRequest
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_NAMESPACE = "segzero_plus"
+DEFAULT_ACTOR_NAME = "sam_scorer"
+
+
+class SamUnavailableError(RuntimeError):
+    """The SAM scorer could not answer, even after one retry. The message says why."""
+
+
+@dataclass(frozen=True)
+class ScorerSpec:
+    """How to build the shared scorer (all fields are plain values, so the spec travels through Ray).
+
+    Attributes:
+        config_name: key of :data:`segzero_plus.sam.build.SAM_CONFIGS` (production: sam2.1_hiera_l).
+        checkpoint: ``{"model": state_dict}`` file; None = random weights (tests only).
+        device: "auto" (cuda if visible, else cpu), "cpu", "cuda", "cuda:1" ...
+        num_gpus: Ray GPU request. 0 = share a GPU with rollout (placement A, see docs/sam.md): the actor
+            then sees every GPU of the node and uses ``device``; 1 = a GPU of its own (placement B).
+        num_cpus: Ray CPU request (0: a service that must not take a slot from verl's workers).
+        cache_size, max_batch, autocast: see :class:`segzero_plus.sam.scorer.SamScorer`.
+        torch_threads: torch CPU threads inside the actor (None: torch's default).
+        max_restarts: how often Ray restarts a dead actor.
+    """
+
+    config_name: str = "sam2.1_hiera_l"
+    checkpoint: str | None = None
+    device: str = "auto"
+    seed: int = 0
+    num_gpus: float = 0.0
+    num_cpus: float = 0.0
+    cache_size: int = 64
+    max_batch: int | None = None
+    autocast: str = "auto"
+    torch_threads: int | None = None
+    max_restarts: int = 4
+
+
+def _resolve_device(device: str) -> str:
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+class SamScorerActor:
+    """Ray actor body (wrap with ``ray.remote``; use :func:`get_scorer_actor`). Holds one SamScorer."""
+
+    def __init__(self, spec: ScorerSpec) -> None:
+        import torch
+
+        from segzero_plus.sam.build import build_sam2_model
+        from segzero_plus.sam.scorer import SamScorer
+
+        if spec.torch_threads:
+            torch.set_num_threads(int(spec.torch_threads))
+        self.spec = spec
+        self.device = _resolve_device(spec.device)
+        model = build_sam2_model(spec.config_name, spec.checkpoint, device=self.device, seed=spec.seed)
+        self.scorer = SamScorer(
+            model, cache_size=spec.cache_size, max_batch=spec.max_batch, autocast=spec.autocast
+        )
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sam")
+        self._pending: list[tuple[ScoreRequest, asyncio.Future]] = []
+        self._drainer: asyncio.Task | None = None
+        self.batches = 0
+        logger.info("SAM scorer actor up: %s on %s (pid %d)", spec.config_name, self.device, os.getpid())
+
+    async def score(
+        self,
+        image_key: str,
+        image: np.ndarray | None,
+        prompts: list[PromptSet],
+        out_hw: tuple[int, int] | None = None,
+        prompt_hw: tuple[int, int] | None = None,
+        multimask: bool = False,
+        return_logits: bool = False,
+    ) -> list[MaskResult]:
+        """Same contract as :meth:`SamScorer.score`; concurrent calls are batched together."""
+        req = ScoreRequest(image_key, image, list(prompts), out_hw, prompt_hw, multimask, return_logits)
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future = loop.create_future()
+        self._pending.append((req, fut))
+        if self._drainer is None or self._drainer.done():
+            self._drainer = loop.create_task(self._drain())
+        return await fut
+
+    async def _drain(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self._pending:
+            batch, self._pending = self._pending, []
+            self.batches += 1
+            requests = [req for req, _ in batch]
+            try:
+                results: list[Any] = await loop.run_in_executor(
+                    self._executor, self.scorer.score_many, requests
+                )
+            except Exception:  # isolate the failing request(s): score each alone
+                results = []
+                for req in requests:
+                    try:
+                        results.append(
+                            (await loop.run_in_executor(self._executor, self.scorer.score_many, [req]))[0]
+                        )
+                    except Exception as exc:
+                        results.append(exc)
+            for (_, fut), res in zip(batch, results, strict=True):
+                if fut.done():
+                    continue
+                if isinstance(res, BaseException):
+                    fut.set_exception(res)
+                else:
+                    fut.set_result(res)
+
+    def stats(self) -> dict[str, Any]:
+        """Scorer counters plus pid, device, config, batches and cache size (for logs and tests)."""
+        return {
+            **self.scorer.stats.as_dict(),
+            "pid": os.getpid(),
+            "device": self.device,
+            "config_name": self.spec.config_name,
+            "batches": self.batches,
+            "cached_images": len(self.scorer.cached_keys),
+        }
+
+    def reset_stats(self) -> None:
+        self.scorer.reset_stats()
+        self.batches = 0
+
+    def ping(self) -> int:
+        return os.getpid()
+
+
+def scorer_actor_name(base: str = DEFAULT_ACTOR_NAME, per: str = "node", gpu_index: int | None = None) -> str:
+    """Actor name: ``<base>-<node id prefix>`` per node, ``<base>-<node>-gpu<k>`` per GPU."""
+    import ray
+
+    node = ray.get_runtime_context().get_node_id()[:12]
+    if per == "node":
+        return f"{base}-{node}"
+    if per == "gpu":
+        return f"{base}-{node}-gpu{0 if gpu_index is None else gpu_index}"
+    raise ValueError(f"per must be 'node' or 'gpu', got {per!r}")
+
+
+def get_scorer_actor(
+    spec: ScorerSpec,
+    name: str | None = None,
+    namespace: str = DEFAULT_NAMESPACE,
+) -> Any:
+    """Create or find the shared scorer actor (``get_if_exists``; detached; pinned to this node).
+
+    ``name`` defaults to :func:`scorer_actor_name` (one per node). Needs ``ray.init`` done (verl's
+    workers run inside Ray already).
+    """
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    name = name or scorer_actor_name()
+    node_id = ray.get_runtime_context().get_node_id()
+    cls = ray.remote(SamScorerActor)
+    return cls.options(
+        name=name,
+        namespace=namespace,
+        get_if_exists=True,
+        lifetime="detached",
+        max_restarts=spec.max_restarts,
+        max_task_retries=0,
+        max_concurrency=1000,
+        num_cpus=spec.num_cpus,
+        num_gpus=spec.num_gpus,
+        scheduling_strategy=NodeAffinitySchedulingStrategy(node_id=node_id, soft=False),
+    ).remote(spec)
+
+
+class SamScorerClient:
+    """Caller-side handle to the shared scorer: ``score`` / ``score_async`` with one retry.
+
+    Args:
+        spec: how to build the actor if it does not exist yet.
+        name, namespace: actor name (default: one per node) and Ray namespace.
+        call_timeout_s: seconds to wait for one call (the first call waits for the model to load).
+        retry_delay_s: pause before the retry.
+        restart_timeout_s: before the retry, how long to wait for a restarting scorer to answer again
+            (Ray restarts it by rebuilding the model: seconds on CPU for the tiny model, ~10-30 s for
+            Hiera-L on a GPU).
+    """
+
+    def __init__(
+        self,
+        spec: ScorerSpec,
+        name: str | None = None,
+        namespace: str = DEFAULT_NAMESPACE,
+        call_timeout_s: float = 300.0,
+        retry_delay_s: float = 0.5,
+        restart_timeout_s: float = 120.0,
+    ) -> None:
+        self.spec = spec
+        self.name = name
+        self.namespace = namespace
+        self.call_timeout_s = call_timeout_s
+        self.retry_delay_s = retry_delay_s
+        self.restart_timeout_s = restart_timeout_s
+        self._handle: Any = None
+        self.failures = 0
+        self.retries = 0
+
+    def __getstate__(self) -> dict[str, Any]:  # travel without the handle
+        state = dict(self.__dict__)
+        state["_handle"] = None
+        return state
+
+    @property
+    def handle(self) -> Any:
+        if self._handle is None:
+            self._handle = get_scorer_actor(self.spec, self.name, self.namespace)
+        return self._handle
+
+    def _call(self, method: str, args: tuple[Any, ...], what: str) -> Any:
+        """``ray.get`` of ``actor.<method>(*args)`` with one retry; raises SamUnavailableError."""
+        import ray
+
+        errors: list[str] = []
+        for attempt in range(2):
+            try:
+                if attempt == 1:
+                    self._wait_ready()
+                return ray.get(getattr(self.handle, method).remote(*args), timeout=self.call_timeout_s)
+            except Exception as exc:  # RayActorError, ActorUnavailableError, GetTimeoutError, a task error
+                errors.append(self._on_error(attempt, what, exc))
+        self.failures += 1
+        raise SamUnavailableError(f"SAM scorer failed twice for {what}: {' | '.join(errors)}")
+
+    async def _acall(self, method: str, args: tuple[Any, ...], what: str) -> Any:
+        """Awaitable :meth:`_call` (does not block the caller's event loop)."""
+        errors: list[str] = []
+        for attempt in range(2):
+            try:
+                if attempt == 1:
+                    await asyncio.to_thread(self._wait_ready)
+                return await asyncio.wait_for(
+                    getattr(self.handle, method).remote(*args), timeout=self.call_timeout_s
+                )
+            except Exception as exc:
+                errors.append(self._on_error(attempt, what, exc))
+        self.failures += 1
+        raise SamUnavailableError(f"SAM scorer failed twice for {what}: {' | '.join(errors)}")
+
+    def _wait_ready(self) -> None:
+        """Before the retry: wait (up to ``restart_timeout_s``) until the scorer answers a ping, riding out a
+        Ray restart (ActorUnavailableError) and recreating an actor that is gone for good (by name)."""
+        import ray
+        from ray.exceptions import ActorUnavailableError, RayActorError
+
+        deadline = time.monotonic() + self.restart_timeout_s
+        time.sleep(self.retry_delay_s)
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return  # let the retry itself fail with the actor's error
+            try:
+                ray.get(self.handle.ping.remote(), timeout=remaining)
+                return
+            except ActorUnavailableError:  # restarting: wait
+                time.sleep(min(0.5, max(0.0, remaining)))
+            except RayActorError:  # dead for good: resolve the name again (creates a fresh actor)
+                self._handle = None
+                time.sleep(min(0.5, max(0.0, remaining)))
+            except Exception:
+                return
+
+    def _on_error(self, attempt: int, what: str, exc: BaseException) -> str:
+        text = str(exc).strip().splitlines()
+        reason = f"{type(exc).__name__}: {text[-1] if text else ''}"
+        self._handle = None  # re-resolve by name: finds the restarted actor, or creates a new one
+        if attempt == 0:
+            self.retries += 1
+            logger.warning("SAM scorer call for %s failed (%s); retrying once", what, reason)
+        else:
+            logger.error("SAM scorer call for %s failed again (%s); the sample scores 0", what, reason)
+        return reason
+
+    def score(
+        self,
+        image_key: str,
+        image: np.ndarray | None,
+        prompts: list[PromptSet],
+        out_hw: tuple[int, int] | None = None,
+        prompt_hw: tuple[int, int] | None = None,
+        multimask: bool = False,
+        return_logits: bool = False,
+    ) -> list[MaskResult]:
+        """Blocking call; same contract as :meth:`SamScorer.score`. Raises SamUnavailableError."""
+        args = (image_key, image, list(prompts), out_hw, prompt_hw, multimask, return_logits)
+        return self._call("score", args, f"image {image_key!r}")
+
+    async def score_async(
+        self,
+        image_key: str,
+        image: np.ndarray | None,
+        prompts: list[PromptSet],
+        out_hw: tuple[int, int] | None = None,
+        prompt_hw: tuple[int, int] | None = None,
+        multimask: bool = False,
+        return_logits: bool = False,
+    ) -> list[MaskResult]:
+        """Awaitable :meth:`score` for async callers (verl's ``run_single``). Raises SamUnavailableError."""
+        args = (image_key, image, list(prompts), out_hw, prompt_hw, multimask, return_logits)
+        return await self._acall("score", args, f"image {image_key!r}")
+
+    def stats(self) -> dict[str, Any]:
+        """The actor's counters (see :meth:`SamScorerActor.stats`). Raises SamUnavailableError."""
+        return self._call("stats", (), "stats")
+
+    def ping(self) -> int:
+        """pid of the scorer process (starts the actor if needed). Raises SamUnavailableError."""
+        return self._call("ping", (), "ping")
+
+
+def spec_as_dict(spec: ScorerSpec) -> dict[str, Any]:
+    """Plain dict of a spec (for logs/configs)."""
+    return asdict(spec)

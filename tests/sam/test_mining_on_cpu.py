@@ -1,0 +1,220 @@
+"""Confused-region mining on look-alike scenes and the resumable parquet pass (tiny random SAM2).
+
+With random weights the oracle/sampled maps are arbitrary; the tests check what holds by construction:
+no map ever touches the target, the distractor source is exactly the look-alikes, one encode per image,
+determinism, and the parquet contract (ground truth JSON + confused_regions column, resume, summary).
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from segzero_plus.data.schema import TRAINING_SCHEMA, loads_ground_truth
+from segzero_plus.geometry import inscribed_circle_centres, mask_bbox
+from segzero_plus.masks import decode_rle, encode_rle
+from segzero_plus.sam.build import build_sam2_model
+from segzero_plus.sam.mining import MiningConfig, mine_confused_regions, mine_parquet, sample_probe_points
+from segzero_plus.sam.scorer import SamScorer
+from segzero_plus.scenes import encode_png
+
+
+@pytest.fixture(scope="module")
+def scorer(tiny_sam_checkpoint):
+    config_name, path = tiny_sam_checkpoint
+    return SamScorer(build_sam2_model(config_name, path), max_batch=8)
+
+
+def test_probe_points_are_outside_the_target_and_near_it(scenes):
+    gt = scenes[0].target_mask
+    cfg = MiningConfig(n_samples=50, margin=20, max_tries=10)
+    pts = sample_probe_points(gt, cfg, np.random.default_rng(1))
+    x1, y1, x2, y2 = mask_bbox(gt)
+    assert len(pts) > 40
+    for x, y in pts:
+        assert not gt[int(y), int(x)]
+        assert x1 - 20 <= x < x2 + 20 and y1 - 20 <= y < y2 + 20
+    assert pts == sample_probe_points(gt, cfg, np.random.default_rng(1))
+    assert pts != sample_probe_points(gt, cfg, np.random.default_rng(2))
+
+
+def test_mining_on_look_alike_scenes(scorer, scenes):
+    with_distractors = [s for s in scenes if s.distractor_masks]
+    assert with_distractors, "the scenes fixture should contain look-alikes"
+    scorer.reset_stats()
+    for scene in with_distractors:
+        regions = mine_confused_regions(
+            scorer,
+            scene.scene_id,
+            scene.image,
+            scene.target_mask,
+            distractor_masks=scene.distractor_masks,
+            seed=[0, 1],
+        )
+        target = scene.target_mask
+        for m in (regions.union, regions.oracle_fp, regions.sampled, regions.distractors):
+            assert m.shape == target.shape and m.dtype == bool
+            assert not (m & target).any()  # never the target
+        look_alikes = np.logical_or.reduce(scene.distractor_masks)
+        assert np.array_equal(regions.distractors, look_alikes)  # the distractor source covers them exactly
+        assert (regions.union & look_alikes).sum() == look_alikes.sum()  # so the union overlaps them
+        assert np.array_equal(regions.union, regions.oracle_fp | regions.sampled | regions.distractors)
+        assert regions.stats["union_area"] == regions.union.sum() > 0
+        assert regions.stats["n_probe_points"] == 5
+        payload = json.loads(regions.to_json())
+        assert set(payload) == {"union", "oracle_fp", "sampled", "distractors", "stats"}
+        assert np.array_equal(decode_rle(payload["union"]), regions.union)
+    # one encode per image, two decoder calls per object (oracle prompt + all probe points in one batch)
+    assert scorer.stats.images_encoded == len(with_distractors)
+    assert scorer.stats.decoder_calls == 2 * len(with_distractors)
+
+    scene = with_distractors[0]
+    again = mine_confused_regions(
+        scorer, scene.scene_id, None, scene.target_mask, distractor_masks=scene.distractor_masks, seed=[0, 1]
+    )
+    first = mine_confused_regions(
+        scorer, scene.scene_id, None, scene.target_mask, distractor_masks=scene.distractor_masks, seed=[0, 1]
+    )
+    assert np.array_equal(again.union, first.union)  # deterministic
+    only = mine_confused_regions(
+        scorer,
+        scene.scene_id,
+        None,
+        scene.target_mask,
+        distractor_masks=scene.distractor_masks,
+        config=MiningConfig(sources=("distractors",)),
+    )
+    assert (
+        np.array_equal(only.union, only.distractors) and not only.oracle_fp.any() and not only.sampled.any()
+    )
+
+
+def _training_parquet(scenes, path, rows_per_image=2):
+    from segzero_plus.data.io import write_rows
+    from segzero_plus.data.training import training_row
+
+    rows = []
+    for i, scene in enumerate(scenes):
+        bbox = mask_bbox(scene.target_mask)
+        points = inscribed_circle_centres(scene.target_mask, n=2)
+        png = encode_png(scene.image)
+        for k in range(rows_per_image):
+            rows.append(
+                training_row(
+                    row_id=f"{scene.scene_id}-{k}",
+                    index=len(rows),
+                    query=scene.expression,
+                    image_png=png,
+                    model_hw=scene.image.shape[:2],
+                    orig_hw=scene.image.shape[:2],
+                    bbox=bbox,
+                    points=points,
+                    mask_rle=encode_rle(scene.target_mask),
+                    distractor_rles=[encode_rle(m) for m in scene.distractor_masks],
+                    image_id=f"img{i}",
+                    data_source="scenes",
+                )
+            )
+    write_rows(rows, TRAINING_SCHEMA, path)
+    return rows
+
+
+def test_mine_parquet_contract_resume_and_summary(tiny_sam_checkpoint, scenes, tmp_path):
+    config_name, ckpt = tiny_sam_checkpoint
+    chosen = scenes[:4]
+    src = tmp_path / "train.parquet"
+    rows = _training_parquet(chosen, src)
+    out = tmp_path / "mined.parquet"
+    kwargs = dict(config_name=config_name, checkpoint=ckpt, device="cpu", shard_rows=3, progress=False)
+    summary = mine_parquet(src, out, **kwargs)
+
+    # shards never split an image's rows; one encode per unique image
+    assert summary["images_encoded_now"] == len(chosen)
+    assert summary["rows"] == summary["rows_with_regions"] == summary["rows_mined_now"] == len(rows)
+    n_with_distractors = sum(1 for s in chosen if s.distractor_masks)
+    assert summary["coverage_by_source"]["distractors"] == pytest.approx(n_with_distractors / len(chosen))
+    assert summary["coverage"] >= summary["coverage_by_source"]["distractors"]
+    assert (
+        json.loads((tmp_path / "mined.parquet.summary.json").read_text())["coverage"] == summary["coverage"]
+    )
+
+    table = pq.read_table(out)
+    assert table.schema.equals(TRAINING_SCHEMA)
+    got = table.to_pylist()
+    for row, before, scene in zip(got, rows, [s for s in chosen for _ in range(2)], strict=True):
+        gt = loads_ground_truth(row["reward_model"]["ground_truth"])
+        confused = decode_rle(gt["confused_mask"])
+        regions = json.loads(row["confused_regions"])
+        assert np.array_equal(confused, decode_rle(regions["union"]))
+        assert not (confused & scene.target_mask).any()
+        for m in scene.distractor_masks:
+            assert (confused & m).sum() == m.sum()
+        assert row["images"] == before["images"] and row["extra_info"] == before["extra_info"]
+        gt_before = loads_ground_truth(before["reward_model"]["ground_truth"])
+        assert {k: v for k, v in gt.items() if k != "confused_mask"} == {
+            k: v for k, v in gt_before.items() if k != "confused_mask"
+        }
+
+    # resume: nothing to redo, identical output
+    again = mine_parquet(src, out, **kwargs)
+    assert again["resumed_shards"] == again["shards"] and again["images_encoded_now"] == 0
+    assert pq.read_table(out).equals(table)
+
+    # an interrupted run (one shard lost) redoes only that shard, with the same result
+    lost = sorted((tmp_path / "mined.parquet.mining").glob("shard_*.json"))[1]
+    start, stop = (int(v) for v in lost.stem.split("_")[2:4])
+    lost.unlink()
+    partial = mine_parquet(src, out, **kwargs)
+    assert partial["resumed_shards"] == partial["shards"] - 1
+    assert partial["images_encoded_now"] == (stop - start) // 2  # two rows per image
+    assert pq.read_table(out).equals(table)
+
+    # rows that already carry confused_regions are skipped (an earlier output as input)
+    chained = mine_parquet(out, tmp_path / "chained.parquet", **kwargs)
+    assert chained["rows_mined_now"] == 0 and chained["images_encoded_now"] == 0
+    assert pq.read_table(tmp_path / "chained.parquet").equals(table)
+
+    # another seed draws other probe points (the oracle and distractor sources are seed-free)
+    other = mine_parquet(src, tmp_path / "seed1.parquet", seed=1, **kwargs)
+    assert other["coverage_by_source"]["distractors"] == summary["coverage_by_source"]["distractors"]
+    stats0 = [json.loads(r)["stats"]["oracle_fp_area"] for r in table.column("confused_regions").to_pylist()]
+    stats1 = [
+        json.loads(r)["stats"]["oracle_fp_area"]
+        for r in pq.read_table(tmp_path / "seed1.parquet").column("confused_regions").to_pylist()
+    ]
+    assert stats0 == stats1
+
+
+def test_cli_mine_confused(tiny_sam_checkpoint, scenes, tmp_path, capsys):
+    from segzero_plus.cli import main
+
+    config_name, ckpt = tiny_sam_checkpoint
+    src = tmp_path / "one.parquet"
+    _training_parquet(scenes[:1], src, rows_per_image=1)
+    out = tmp_path / "one_mined.parquet"
+    rc = main(
+        [
+            "mine-confused",
+            "--input",
+            str(src),
+            "--output",
+            str(out),
+            "--sam-config",
+            config_name,
+            "--sam-checkpoint",
+            str(ckpt),
+            "--device",
+            "cpu",
+            "--sources",
+            "oracle_fp,distractors",
+        ]
+    )
+    assert rc == 0
+    assert '"coverage"' in capsys.readouterr().out
+    regions = json.loads(pq.read_table(out).column("confused_regions")[0].as_py())
+    assert regions["stats"]["n_probe_points"] == 0 and not decode_rle(regions["sampled"]).any()
+    with pytest.raises(SystemExit):
+        main(["mine-confused", "--input", str(src)])  # no checkpoint and no --random-weights
