@@ -1,0 +1,401 @@
+"""The verl reward manager on CPU: verl's own loader and RewardLoopManager with real Ray reward workers over
+tiny-model rollouts of our training parquet, the shared SAM actor, the frame mapping, and the error paths."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import torch
+from PIL import Image
+
+from segzero_plus.data.lookalike import scenes_to_training_rows
+from segzero_plus.data.schema import TRAINING_SCHEMA, dumps_ground_truth, make_ground_truth, to_ground_truth
+from segzero_plus.data.training import TrainingOptions
+from segzero_plus.geometry import inscribed_circle_centres
+from segzero_plus.masks import decode_rle
+from segzero_plus.parsing import parse_answer
+from segzero_plus.rewards import reward_keys, total_reward
+from segzero_plus.train.frames import answer_frame_hw, find_image_item, image_rgb
+from segzero_plus.train.options import ManagerOptions
+from segzero_plus.train.preflight import compose
+
+N_ROWS = 4
+
+
+# ------------------------------------------------------------------------------------------ fixtures
+@pytest.fixture(scope="module")
+def rows(scenes):
+    """Training rows of 4 look-alike scenes (336x336 and 280x420: both already multiples of 28)."""
+    return scenes_to_training_rows(
+        scenes[:N_ROWS], TrainingOptions(template="negative_point", resize=None, data_source="lookalike")
+    )
+
+
+@pytest.fixture(scope="module")
+def parquet(rows, tmp_path_factory):
+    path = tmp_path_factory.mktemp("data") / "train_negative_point.parquet"
+    pq.write_table(pa.Table.from_pylist(rows, schema=TRAINING_SCHEMA), path)
+    return path
+
+
+def make_cfg(tiny_qwen_dir, parquet, *overrides):
+    return compose(
+        "segzero_plus_7b",
+        [
+            "hardware=smoke_1gpu",
+            f"actor_rollout_ref.model.path={tiny_qwen_dir}",
+            f"data.train_files={parquet}",
+            f"data.val_files={parquet}",
+            "data.max_prompt_length=4096",
+            *overrides,
+        ],
+    )
+
+
+@pytest.fixture(scope="module")
+def cfg(tiny_qwen_dir, parquet):
+    return make_cfg(tiny_qwen_dir, parquet)
+
+
+@pytest.fixture(scope="module")
+def tokenizer(tiny_qwen_dir):
+    from verl.utils import hf_tokenizer
+
+    return hf_tokenizer(str(tiny_qwen_dir))
+
+
+@pytest.fixture(scope="module")
+def manager(cfg, tokenizer):
+    from verl.trainer.ppo.reward import load_reward_manager
+
+    return load_reward_manager(cfg, tokenizer)
+
+
+def _answer(bbox, pos, neg=()):
+    return (
+        "<think> the target is the one next to the square </think>"
+        f'<answer>{{"bbox": {[int(v) for v in bbox]}, "points_pos": {[[int(x), int(y)] for x, y in pos]}, '
+        f'"points_neg": {[[int(x), int(y)] for x, y in neg]}}}</answer>'
+    )
+
+
+def _responses_for(row) -> dict[str, str]:
+    """Crafted responses for one row: exact ground truth (+ a negative on a look-alike), shifted, malformed."""
+    gt = json.loads(row["reward_model"]["ground_truth"])
+    x1, y1, x2, y2 = gt["bbox"]
+    neg = []
+    if gt["distractor_masks"]:
+        neg = inscribed_circle_centres(decode_rle(gt["distractor_masks"][0]), 1)
+    return {
+        "exact": _answer(gt["bbox"], gt["points"], neg),
+        "shifted": _answer(
+            [x1 + 40, y1 + 40, x2 + 40, y2 + 40], [(p[0] + 40, p[1] + 40) for p in gt["points"]]
+        ),
+        "malformed": "it is the red one near (10, 20) {'bbox': [1, 2, oops",
+    }
+
+
+def _rollout_batch(cfg, tokenizer, tiny_qwen_dir, parquet, rows):
+    """A DataProto of 4 rows x (1 tiny-model rollout + 3 crafted responses), built through verl's RLHFDataset
+    and collate_fn, prompts tokenised by the tiny Qwen2.5-VL processor (left-padded), responses right-padded."""
+    from qwen_vl_utils import process_vision_info
+    from transformers import Qwen2_5_VLForConditionalGeneration
+    from verl import DataProto
+    from verl.utils import hf_processor
+    from verl.utils.dataset.rl_dataset import RLHFDataset, collate_fn
+
+    processor = hf_processor(str(tiny_qwen_dir))
+    dataset = RLHFDataset(
+        data_files=[str(parquet)], tokenizer=tokenizer, config=cfg.data, processor=processor
+    )
+    assert len(dataset) == N_ROWS
+    model = Qwen2_5_VLForConditionalGeneration.from_pretrained(str(tiny_qwen_dir)).eval()
+    eos = tokenizer.eos_token_id
+    samples, kinds = [], []
+    for i in range(N_ROWS):
+        row = dataset[i]
+        messages = row["raw_prompt"]
+        text = processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        images, _ = process_vision_info(messages, image_patch_size=14)
+        inputs = processor(text=[text], images=images, return_tensors="pt")
+        prompt_ids = inputs["input_ids"][0]
+        with torch.no_grad():
+            generated = model.generate(**inputs, max_new_tokens=24, do_sample=False)
+        responses = {"rollout": generated[0, prompt_ids.shape[0] :]}
+        for kind, answer in _responses_for(rows[i]).items():
+            ids = tokenizer(answer, add_special_tokens=False, return_tensors="pt")["input_ids"][0]
+            responses[kind] = torch.cat([ids, torch.tensor([eos])])
+        for kind, response_ids in responses.items():
+            samples.append((row, prompt_ids, response_ids))
+            kinds.append(kind)
+    p_len = max(p.shape[0] for _, p, _ in samples)
+    r_len = max(r.shape[0] for _, _, r in samples)
+    pad = tokenizer.pad_token_id
+    items = []
+    for k, (row, p, r) in enumerate(samples):
+        prompt = torch.cat([torch.full((p_len - p.shape[0],), pad), p])
+        response = torch.cat([r, torch.full((r_len - r.shape[0],), pad)])
+        mask = torch.cat([torch.arange(p_len) >= p_len - p.shape[0], torch.arange(r_len) < r.shape[0]]).long()
+        item = {k2: v for k2, v in row.items() if not isinstance(v, torch.Tensor)}
+        item.update(
+            prompts=prompt,
+            responses=response,
+            input_ids=torch.cat([prompt, response]),
+            attention_mask=mask,
+            position_ids=(torch.cumsum(mask, 0) - 1).clamp(min=0),
+            uid=f"{row['index']}_{k}",
+        )
+        items.append(item)
+    return DataProto.from_single_dict(collate_fn(items)), kinds
+
+
+def _decoded(tokenizer, data, i):
+    item = data[i]
+    length = item.batch["responses"].shape[-1]
+    valid = int(item.batch["attention_mask"][-length:].sum())
+    return tokenizer.decode(item.batch["responses"][:valid], skip_special_tokens=True)
+
+
+# ------------------------------------------------------------------------------------------ in-process
+def test_verl_loader_resolves_our_manager_with_config_options(tiny_qwen_dir, parquet, tokenizer):
+    from verl.trainer.ppo.reward import load_reward_manager, resolve_reward_manager_cls
+
+    from segzero_plus.verl_reward import SegZeroPlusRewardManager
+
+    cfg = make_cfg(tiny_qwen_dir, parquet, "experiment=neg_weight_2.0")
+    assert resolve_reward_manager_cls(cfg) is SegZeroPlusRewardManager
+    manager = load_reward_manager(cfg, tokenizer)
+    assert isinstance(manager, SegZeroPlusRewardManager)
+    assert manager.options.negative_reward == "plan"
+    assert manager.options.reward.weights["negative_point"] == 2.0
+    assert manager.options.reward.template == "negative_point"
+
+
+def test_answer_frame_matches_verls_vision_pipeline():
+    """The frame we map from is the size verl's rollout really feeds the model (non-square, not a multiple of
+    28, and with a pixel budget in the item)."""
+    from verl.utils.dataset.rl_dataset import RLHFDataset
+
+    image = Image.fromarray(np.zeros((301, 457, 3), np.uint8))
+    for item in ({"type": "image", "image": image}, {"type": "image", "image": image, "max_pixels": 50_000}):
+        messages = [{"role": "user", "content": [dict(item), {"type": "text", "text": "x"}]}]
+        images, _ = asyncio.run(RLHFDataset.process_vision_info(messages, 14, None))
+        w, h = images[0].size
+        assert answer_frame_hw(item) == (h, w)
+    assert answer_frame_hw({"type": "image", "image": image}) == (308, 448)
+
+
+def test_frame_mapping_lands_on_the_right_pixels_of_a_non_square_image(
+    cfg, tokenizer, tiny_qwen_dir, parquet
+):
+    """GT frame 560x840; the item's pixel budget makes the model see 280x420. An answer given in the seen
+    frame must earn the full box/point reward, and SAM must get prompts that land on the target's pixels of
+    the 560x840 image; the same answer read as GT-frame pixels would miss."""
+    from segzero_plus.data.training import target_geometry
+    from segzero_plus.sam.scorer import MaskResult
+    from segzero_plus.scenes import generate_scene
+    from segzero_plus.verl_reward import SegZeroPlusRewardManager
+
+    scene = generate_scene(3, size=(560, 840), n_distractors=1, scene_id="frame")
+    geom = target_geometry(scene.target_mask, scene.distractor_masks, (560, 840))
+    gt_json = dumps_ground_truth(
+        make_ground_truth(
+            bbox=geom.bbox,
+            points=geom.points,
+            mask=geom.mask_rle,
+            distractor_masks=geom.distractor_rles,
+            height=560,
+            width=840,
+            orig_height=560,
+            orig_width=840,
+        )
+    )
+    item = {"type": "image", "image": Image.fromarray(scene.image), "max_pixels": 280 * 420}
+    raw_prompt = [{"role": "user", "content": [item, {"type": "text", "text": "find it"}]}]
+    assert answer_frame_hw(item) == (280, 420)
+
+    half = [v / 2 for v in geom.bbox]
+    deep = inscribed_circle_centres(scene.target_mask, 1)[0]  # GT points may sit on the edge; use the deepest
+    pos = [(deep[0] / 2, deep[1] / 2)] * 2
+    neg = [(x / 2, y / 2) for x, y in inscribed_circle_centres(scene.distractor_masks[0], 1)]
+    response = _answer(half, pos, neg)
+
+    manager = SegZeroPlusRewardManager(cfg, tokenizer)
+    info = manager.score_text(response, gt_json, raw_prompt)
+    assert info["frame_scaled"] == 1.0
+    assert info["bbox_iou"] == 1.0 and info["bbox_l1"] == 1.0 and info["point"] == 1.0
+    assert info["seg_format"] == 1.0  # the in-frame check uses the frame the model saw
+
+    # the same answer when the model saw the GT frame: read as 560x840 pixels it misses the target
+    unscaled = [{"role": "user", "content": [{"type": "image", "image": Image.fromarray(scene.image)}]}]
+    miss = manager.score_text(response, gt_json, unscaled)
+    assert miss["frame_scaled"] == 0.0 and miss["bbox_iou"] == 0.0
+
+    # SAM: prompts go out in the seen frame with prompt_hw; masks are asked for in the GT frame
+    calls = []
+
+    class RecordingScorer:
+        def score(self, image_key, image, prompts, out_hw=None, prompt_hw=None, **_):
+            calls.append((image.shape, prompts, out_hw, prompt_hw))
+            full = MaskResult(masks=scene.target_mask[None].copy(), iou_preds=np.ones(1, np.float32))
+            leak = scene.target_mask | scene.distractor_masks[0]
+            base = MaskResult(masks=leak[None], iou_preds=np.ones(1, np.float32))
+            return [full, base][: len(prompts)]
+
+    sam_cfg = make_cfg(tiny_qwen_dir, parquet, "experiment=segzero_plus_sam_cf")
+    sam_manager = SegZeroPlusRewardManager(sam_cfg, tokenizer, sam_scorer=RecordingScorer())
+    info = sam_manager.score_text(response, gt_json, raw_prompt)
+    ((image_shape, prompts, out_hw, prompt_hw),) = calls
+    assert image_shape == (560, 840, 3) and out_hw == (560, 840) and prompt_hw == (280, 420)
+    sy, sx = out_hw[0] / prompt_hw[0], out_hw[1] / prompt_hw[1]
+    for x, y in prompts[0].points_pos:  # positives land on the target's pixels of the original image
+        assert scene.target_mask[int(y * sy), int(x * sx)]
+    nx, ny = prompts[0].points_neg[0]  # the negative lands on the look-alike
+    assert scene.distractor_masks[0][int(ny * sy), int(nx * sx)]
+    assert info["sam/iou_full"] == 1.0 and info["sam/neg_gain"] > 0
+    assert info["sam_counterfactual"] == info["sam/neg_reward"] > 0
+
+
+def test_run_single_errors_score_zero_with_the_same_keys(
+    manager, tokenizer, cfg, tiny_qwen_dir, parquet, rows
+):
+    data, kinds = _rollout_batch(cfg, tokenizer, tiny_qwen_dir, parquet, rows)
+    keys = manager.extra_info_keys(manager.options)
+    out = asyncio.run(manager.run_single(data[kinds.index("malformed") : kinds.index("malformed") + 1]))
+    assert list(out["reward_extra_info"]) == list(keys)
+    info = out["reward_extra_info"]
+    assert out["reward_score"] == 0.0 and info["parse_error"] == 1.0 and info["reward_error"] == 0.0, info
+
+    broken = data[0:1]
+    no_image = np.empty(1, dtype=object)
+    no_image[0] = [{"role": "user", "content": "no image here"}]
+    broken.non_tensor_batch["raw_prompt"] = no_image
+    bad_gt = data[1:2]
+    bad_gt.non_tensor_batch["reward_model"] = np.array(
+        [{"style": "rule", "ground_truth": "{not json"}], dtype=object
+    )
+    errors_before = manager.stats.errors
+    for sample in (broken, bad_gt):
+        out = asyncio.run(manager.run_single(sample))
+        assert out["reward_score"] == 0.0 and out["reward_extra_info"]["reward_error"] == 1.0, out
+        assert list(out["reward_extra_info"]) == list(keys)
+    assert manager.stats.errors == errors_before + 2
+
+
+# ------------------------------------------------------------------------------------------ Ray
+@pytest.fixture(scope="module")
+def ray_session():
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield ray
+    ray.shutdown()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(400)
+def test_reward_loop_manager_with_ray_workers_and_one_shared_sam_actor(
+    ray_session, tiny_qwen_dir, tiny_sam_checkpoint, parquet, rows, tokenizer
+):
+    """verl's real RewardLoopManager (2 Ray RewardLoopWorkers) scores tiny-model rollouts + crafted answers with
+    the SAM counterfactual reward; both workers share ONE SAM actor; every score equals the core functions
+    called directly; malformed answers score 0 with the parse-error flag; every sample has the same keys."""
+    ray = ray_session
+    from verl.experimental.reward_loop import RewardLoopManager
+
+    from segzero_plus.sam.build import build_sam2_model
+    from segzero_plus.sam.counterfactual import counterfactual_reward
+    from segzero_plus.sam.scorer import SamScorer
+    from segzero_plus.verl_reward import SegZeroPlusRewardManager, _image_key
+
+    sam_name, sam_ckpt = tiny_sam_checkpoint
+    actor_name = f"sam_test_{os.getpid()}"
+    cfg = make_cfg(
+        tiny_qwen_dir,
+        parquet,
+        "experiment=segzero_plus_sam_cf",
+        "reward.num_workers=2",
+        f"segzero_plus.sam.config_name={sam_name}",
+        f"segzero_plus.sam.checkpoint={sam_ckpt}",
+        "segzero_plus.sam.placement=cpu",
+        "segzero_plus.sam.torch_threads=1",
+        f"segzero_plus.sam.actor_name={actor_name}",
+    )
+    data, kinds = _rollout_batch(cfg, tokenizer, tiny_qwen_dir, parquet, rows)
+    manager = RewardLoopManager(cfg)
+    try:
+        out = manager.compute_rm_score(data)
+        sam_actor = ray.get_actor(actor_name, namespace="segzero_plus")
+        stats = ray.get(sam_actor.stats.remote())
+    finally:
+        for worker in manager.reward_loop_workers:
+            ray.kill(worker)
+    with contextlib.suppress(ValueError):
+        ray.kill(ray.get_actor(actor_name, namespace="segzero_plus"))
+
+    options = ManagerOptions.from_config(cfg)
+    keys = list(SegZeroPlusRewardManager.extra_info_keys(options))
+    assert out.meta_info["reward_extra_keys"] == keys
+    scores = out.batch["rm_scores"].sum(dim=1).numpy()
+    info = {k: out.non_tensor_batch[k] for k in keys}
+    assert not info["reward_error"].any() and not info["sam_failed"].any()
+
+    # one SAM actor, used by both workers: every sample with a box or point asked it once (4 images encoded)
+    asked = sum(
+        1
+        for i in range(len(data))
+        if parse_answer(_decoded(tokenizer, data, i)).bbox is not None
+        or parse_answer(_decoded(tokenizer, data, i)).points_pos
+    )
+    assert stats["requests"] == asked >= 2 * N_ROWS
+    assert stats["images_encoded"] == N_ROWS
+
+    local = SamScorer(build_sam2_model(sam_name, sam_ckpt, device="cpu"))
+    cf = options.sam.counterfactual_config()
+    for i, kind in enumerate(kinds):
+        response = _decoded(tokenizer, data, i)
+        item = find_image_item(data[i].non_tensor_batch["raw_prompt"])
+        gt = to_ground_truth(data[i].non_tensor_batch["reward_model"]["ground_truth"])
+        answer = parse_answer(response)
+        rgb = image_rgb(item)
+        sam = counterfactual_reward(
+            local,
+            _image_key(item, rgb),
+            rgb,
+            answer.bbox,
+            answer.points_pos,
+            answer.points_neg,
+            gt.mask,
+            cf,
+            prompt_hw=answer_frame_hw(item),
+        )
+        # the core functions called directly, fed the SAM terms the manager reported: identical score
+        reported = {
+            "sam_counterfactual": info["sam/neg_reward"][i],
+            "sam_mask_iou": info["sam/mask_iou_reward"][i],
+        }
+        expected = total_reward(response, gt, options.reward, extra_terms=reported)
+        for key in reward_keys(options.reward):
+            assert info[key][i] == expected[key], (kind, key)
+        assert scores[i] == pytest.approx(expected["score"], abs=1e-6), kind
+        # the reported SAM terms are SAM's answer for this image and these prompts: the local scorer agrees
+        # up to pixels that flip under batching round-off (random-weight SAM logits sit near 0)
+        assert (
+            info["sam/neg_count"][i] == sam["neg_count"]
+            and info["sam/neg_inside_gt"][i] == sam["neg_inside_gt"]
+        )
+        for key in ("iou_full", "iou_base"):
+            assert info[f"sam/{key}"][i] == pytest.approx(sam[key], abs=0.02), (kind, key)
+        if kind == "malformed":
+            assert scores[i] == 0.0 and info["parse_error"][i] == 1.0
+        if kind == "exact":
+            assert info["bbox_iou"][i] == 1.0 and info["point"][i] == 1.0 and info["seg_format"][i] == 1.0
+        if kind != "rollout":  # the crafted answers survive tokenisation unchanged
+            assert response == _responses_for(rows[i // 4])[kind]
