@@ -16,6 +16,14 @@ from collections.abc import Sequence
 SUBCOMMANDS: dict[str, str] = {
     "make-tiny": "segzero_plus.tiny_models",
     "make-scenes": "segzero_plus.scenes",
+    "mine-confused": "segzero_plus.sam.mining",
+    "prepare-train": "segzero_plus.data.training",
+    "prepare-eval": "segzero_plus.data.evaluation_sets",
+    "validate-data": "segzero_plus.data.validation",
+    "evaluate": "segzero_plus.evaluation.runner",
+    "segment": "segzero_plus.evaluation.segment",
+    "report": "segzero_plus.evaluation.report",
+    "check-train": "segzero_plus.train.preflight",
 }
 
 

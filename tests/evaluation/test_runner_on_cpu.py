@@ -1,0 +1,227 @@
+"""The resumable runner: kill -9 mid-run then rerun equals an uninterrupted run; Ray shards equal local."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from segzero_plus.data.lookalike import scene_row_id, write_scenes_eval
+from segzero_plus.evaluation.runner import (
+    METRICS_FILE,
+    SAMPLES_FILE,
+    EvalConfig,
+    LocalPool,
+    RunError,
+    build_evaluator,
+    main,
+    run_evaluation,
+)
+from segzero_plus.evaluation.synthetic import scene_answer
+
+REPO = Path(__file__).resolve().parents[2]
+VOLATILE = {"timings", "chunk", "shard"}
+
+
+def _stable(records: list[dict]) -> dict[str, dict]:
+    return {r["id"]: {k: v for k, v in r.items() if k not in VOLATILE} for r in records}
+
+
+def _read(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _metrics_core(m: dict) -> dict:
+    return {"overall": m["overall"], "by_split": m["by_split"], "complete": m["complete"]}
+
+
+@pytest.fixture(scope="module")
+def replay_data(tmp_path_factory, scenes):
+    """Eval parquet of the 12 fixture scenes and a responses file (synthetic answers, one garbage)."""
+    root = tmp_path_factory.mktemp("replay")
+    data = root / "data.parquet"
+    write_scenes_eval(scenes, data, split="val")
+    rng = np.random.default_rng(0)
+    lines = []
+    for i, s in enumerate(scenes):
+        text = "no idea" if i == 5 else scene_answer(s.target_mask, s.distractor_masks, (840, 840), rng)
+        lines.append(json.dumps({"id": scene_row_id(s.scene_id, "val"), "response": text}))
+    responses = root / "responses.jsonl"
+    responses.write_text("\n".join(lines) + "\n")
+    return data, responses
+
+
+def _cli_args(data: Path, responses: Path, out: Path, sam: tuple[str, Path]) -> list[str]:
+    return [
+        "--data",
+        str(data),
+        "--out",
+        str(out),
+        "--backend",
+        "replay",
+        "--responses",
+        str(responses),
+        "--sam-config",
+        sam[0],
+        "--sam-checkpoint",
+        str(sam[1]),
+        "--batch-size",
+        "1",
+        "--quiet",
+    ]
+
+
+def test_kill9_then_rerun_equals_uninterrupted(tmp_path, replay_data, tiny_sam_checkpoint):
+    data, responses = replay_data
+    script = [sys.executable, str(REPO / "evaluation_scripts" / "eval_segzero_plus.py")]
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", CUDA_VISIBLE_DEVICES="")
+    killed = tmp_path / "killed"
+    cmd = script + _cli_args(data, responses, killed, tiny_sam_checkpoint)
+
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    samples = killed / SAMPLES_FILE
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and proc.poll() is None:
+        if samples.exists() and samples.read_bytes().count(b"\n") >= 2:
+            break
+        time.sleep(0.005)
+    assert proc.poll() is None, (
+        f"the evaluator ended before it could be killed: {proc.stderr.read().decode()[-2000:]}"
+    )
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    n_before = samples.read_bytes().count(b"\n")
+    assert 2 <= n_before < 12 and not (killed / METRICS_FILE).exists()
+    with open(samples, "ab") as f:  # as if the kill had landed in the middle of a write
+        f.write(b'{"id": "lookalike_val_scene_7_00011", "I": 3')
+
+    rerun = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    fresh = tmp_path / "fresh"
+    done = subprocess.run(
+        script + _cli_args(data, responses, fresh, tiny_sam_checkpoint),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+
+    m_resumed = json.loads((killed / METRICS_FILE).read_text())
+    m_fresh = json.loads((fresh / METRICS_FILE).read_text())
+    assert m_resumed["complete"] and m_resumed["n_expected"] == 12
+    assert m_resumed["throughput"]["samples_this_session"] == 12 - n_before
+    assert _metrics_core(m_resumed) == _metrics_core(m_fresh)
+    assert m_fresh["overall"]["failures"] == 1 and m_fresh["overall"]["gIoU"] > 0
+    assert _stable(_read(killed / SAMPLES_FILE)) == _stable(_read(fresh / SAMPLES_FILE))
+
+
+def test_resume_with_the_tiny_model_matches_a_single_run(
+    tmp_path, scenes, tiny_qwen_dir, tiny_sam_checkpoint
+):
+    data = tmp_path / "data.parquet"
+    write_scenes_eval(scenes[:5], data, split="val")
+    sam_config, sam_path = tiny_sam_checkpoint
+
+    def cfg(out: str) -> EvalConfig:
+        return EvalConfig(
+            data=[str(data)],
+            out=str(tmp_path / out),
+            model=str(tiny_qwen_dir),
+            sam_config=sam_config,
+            sam_checkpoint=str(sam_path),
+            max_new_tokens=8,
+            batch_size=2,
+            device="cpu",
+        )
+
+    pool = LocalPool(build_evaluator(cfg("a")))
+    partial = run_evaluation(cfg("a"), max_chunks=1, pool=pool, progress=False)
+    assert not partial["complete"] and partial["overall"]["n"] == 2
+    resumed = run_evaluation(cfg("a"), pool=pool, progress=False)
+    assert resumed["complete"] and resumed["throughput"]["samples_this_session"] == 3
+    single = run_evaluation(cfg("b"), pool=pool, progress=False)
+    assert _metrics_core(resumed) == _metrics_core(single)
+    assert _stable(_read(tmp_path / "a" / SAMPLES_FILE)) == _stable(_read(tmp_path / "b" / SAMPLES_FILE))
+    # random weights: the answers are garbage, counted as failures with |gt| as union, never dropped
+    assert single["overall"]["n"] == 5
+    assert single["overall"]["failure_reasons"] == {"unparseable_answer": 5}
+    assert single["overall"]["sum_U"] == sum(int(s.target_mask.sum()) for s in scenes[:5])
+    assert single["overall"]["gt_prompt"]["n"] == 5
+
+    with pytest.raises(RunError, match="other settings"):
+        run_evaluation(EvalConfig(**{**cfg("a").__dict__, "template": "original"}), pool=pool, progress=False)
+
+
+def test_cli_errors_are_one_line_and_nonzero(tmp_path, capsys, tiny_qwen_dir, tiny_sam_checkpoint):
+    base = ["--out", str(tmp_path / "o"), "--sam-checkpoint", "random"]
+    assert main(["--data", str(tmp_path / "missing.parquet"), "--model", str(tiny_qwen_dir), *base]) == 2
+    assert "data file not found" in capsys.readouterr().err
+    assert main(["--data", "x.parquet", "--model", str(tmp_path / "nope"), *base]) == 2
+    assert "model folder not found" in capsys.readouterr().err
+    assert (
+        main(
+            [
+                "--data",
+                "x.parquet",
+                "--model",
+                "tiny",
+                "--out",
+                str(tmp_path / "o"),
+                "--sam-checkpoint",
+                str(tmp_path / "sam.pt"),
+            ]
+        )
+        == 2
+    )
+    assert "SAM2 checkpoint not found" in capsys.readouterr().err
+
+
+def test_a_chunk_no_shard_could_evaluate_is_recorded_as_failures(scenes):
+    from segzero_plus.data.lookalike import scenes_to_eval_rows
+    from segzero_plus.evaluation.sharding import _failed_records
+
+    rows = scenes_to_eval_rows(scenes[:2])
+    recs = _failed_records(rows, "RayActorError: the actor died unexpectedly")
+    assert [r["id"] for r in recs] == [r["id"] for r in rows]
+    for r, s in zip(recs, scenes[:2], strict=True):
+        assert (r["I"], r["U"], r["failure"]) == (0, int(s.target_mask.sum()), "generation_error")
+        assert "actor died" in r["failure_detail"]
+
+
+@pytest.mark.slow
+def test_ray_shards_equal_a_local_run(tmp_path, replay_data, tiny_sam_checkpoint):
+    data, responses = replay_data
+    sam_config, sam_path = tiny_sam_checkpoint
+
+    def cfg(out: str, shards: int) -> EvalConfig:
+        return EvalConfig(
+            data=[str(data)],
+            out=str(tmp_path / out),
+            model=str(responses),
+            backend="replay",
+            sam_config=sam_config,
+            sam_checkpoint=str(sam_path),
+            batch_size=3,
+            limit=9,
+            num_shards=shards,
+            device="cpu",
+            torch_threads=1,
+        )
+
+    sharded = run_evaluation(cfg("ray", 2), progress=False)
+    local = run_evaluation(cfg("local", 1), progress=False)
+    assert sharded["throughput"]["shards"] == 2
+    assert sharded["throughput"]["sam"]["images_encoded"] == 9
+    assert {s["shard"] for s in sharded["throughput"]["per_shard"]} == {0, 1}
+    assert _metrics_core(sharded) == _metrics_core(local)
+    recs = _read(tmp_path / "ray" / SAMPLES_FILE)
+    assert {r["shard"] for r in recs} == {0, 1} and len(recs) == 9
+    assert _stable(recs) == _stable(_read(tmp_path / "local" / SAMPLES_FILE))
