@@ -68,7 +68,9 @@ def main() -> int:
         print(f"[bench] {name} ...", flush=True)
         module_rows = importlib.import_module(f"benchmarks.{name}").run()
         for row in module_rows:
-            print(f"  {row.name}: ours={row.ours:.4g} baseline={row.baseline:.4g} {row.unit} ratio={row.ratio:.3g}")
+            print(
+                f"  {row.name}: ours={row.ours:.4g} baseline={row.baseline:.4g} {row.unit} ratio={row.ratio:.3g}"
+            )
         fresh.extend(module_rows)
     fresh_json = [r.as_json() for r in fresh]
     for path in args.merge:

@@ -35,7 +35,10 @@ def decode_rle(rle: Mapping[str, Any]) -> np.ndarray:
 def rle_area(rle: Mapping[str, Any]) -> int:
     """Foreground pixel count of an RLE without decoding it."""
     counts = rle["counts"]
-    coded = {"size": [int(v) for v in rle["size"]], "counts": counts.encode("ascii") if isinstance(counts, str) else counts}
+    coded = {
+        "size": [int(v) for v in rle["size"]],
+        "counts": counts.encode("ascii") if isinstance(counts, str) else counts,
+    }
     return int(coco_mask.area(coded))
 
 

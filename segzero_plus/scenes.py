@@ -196,7 +196,12 @@ def generate_scenes(
 ) -> list[Scene]:
     """``n`` scenes; scene ``i`` uses seed ``seed * 100_003 + i`` and size ``sizes[i % len(sizes)]``."""
     return [
-        generate_scene(seed * 100_003 + i, size=sizes[i % len(sizes)], n_distractors=n_distractors, scene_id=f"scene_{seed}_{i:05d}")
+        generate_scene(
+            seed * 100_003 + i,
+            size=sizes[i % len(sizes)],
+            n_distractors=n_distractors,
+            scene_id=f"scene_{seed}_{i:05d}",
+        )
         for i in range(n)
     ]
 
@@ -272,8 +277,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="output parquet file")
     p.add_argument("-n", "--num", type=int, default=50, help="number of scenes (default 50)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--size", type=int, nargs=2, metavar=("H", "W"), action="append", default=None,
-                   help="image size; repeat to cycle several (default: mixed sizes incl. 840x840)")
+    p.add_argument(
+        "--size",
+        type=int,
+        nargs=2,
+        metavar=("H", "W"),
+        action="append",
+        default=None,
+        help="image size; repeat to cycle several (default: mixed sizes incl. 840x840)",
+    )
     p.set_defaults(func=_cli)
 
 

@@ -241,7 +241,9 @@ def ensure_tiny_sam(config_name: str = "tiny_test", root: str | Path | None = No
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("make-tiny", help="build the offline tiny Qwen2.5-VL and random SAM2 checkpoints")
+    p = subparsers.add_parser(
+        "make-tiny", help="build the offline tiny Qwen2.5-VL and random SAM2 checkpoints"
+    )
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument(
         "--sam",
