@@ -81,3 +81,14 @@ def test_parquet_round_trip(tmp_path):
 def test_rejects_bad_distractor_count():
     with pytest.raises(ValueError, match="n_distractors"):
         generate_scene(0, n_distractors=5)
+
+
+def test_make_scenes_cli(tmp_path, capsys):
+    from segzero_plus.cli import main
+
+    out = tmp_path / "scenes.parquet"
+    assert main(["make-scenes", "--out", str(out), "-n", "4", "--seed", "2", "--size", "200", "300"]) == 0
+    assert "wrote 4 scenes" in capsys.readouterr().out
+    scenes = read_scenes_parquet(out)
+    assert [s.image.shape for s in scenes] == [(200, 300, 3)] * 4
+    assert scenes[0].expression == generate_scenes(1, seed=2, sizes=((200, 300),))[0].expression
