@@ -12,41 +12,15 @@
 # transformers, default vllm), NUM_SHARDS (Ray actors, one per GPU; default: number of visible GPUs),
 # TP (vLLM tensor parallel size), TEMPLATE (negative_point | original), SAM_CONFIG (default
 # sam2.1_hiera_l), PYTHON.
-set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/_common.sh"
 usage="usage: $0 MODEL_DIR SAM_CHECKPOINT [val] [test] [-- extra evaluate options]"
-MODEL=${1:?$usage}
-SAM=${2:?$usage}
-shift 2
-SPLITS=()
-while [[ $# -gt 0 && "$1" != "--" ]]; do SPLITS+=("$1"); shift; done
-[[ "${1:-}" == "--" ]] && shift
-[[ ${#SPLITS[@]} -eq 0 ]] && SPLITS=(val test)
+segzero_eval_init "$usage" "$@"
+[[ ${#TARGETS[@]} -eq 0 ]] && TARGETS=(val test)
 
-cd "$(dirname "$0")/.."
-PYTHON=${PYTHON:-python}
-DATA_DIR=${DATA_DIR:-data/eval}
-NAME=${NAME:-$(basename "$MODEL")}
-OUT_ROOT=${OUT_ROOT:-outputs/eval/$NAME}
-BACKEND=${BACKEND:-vllm}
-TEMPLATE=${TEMPLATE:-negative_point}
-SAM_CONFIG=${SAM_CONFIG:-sam2.1_hiera_l}
-TP=${TP:-1}
-if [[ -z "${NUM_SHARDS:-}" ]]; then
-  gpus=$(nvidia-smi -L 2>/dev/null | wc -l || true)
-  NUM_SHARDS=$(( gpus > TP ? gpus / TP : 1 ))
-fi
-[[ -d "$MODEL" ]] || { echo "error: model folder not found: $MODEL" >&2; exit 2; }
-[[ -f "$SAM" ]] || { echo "error: SAM2 checkpoint not found: $SAM" >&2; exit 2; }
-
-for split in "${SPLITS[@]}"; do
+for split in "${TARGETS[@]}"; do
   case "$split" in val|test) ;; *) echo "error: ReasonSeg split must be val or test, got $split" >&2; exit 2;; esac
   data="$DATA_DIR/reasonseg_${split}.parquet"
-  if [[ ! -f "$data" ]]; then
-    echo "error: $data not found; build it with: segzero-plus prepare-eval reasonseg --root data/ReasonSeg --split $split --out $DATA_DIR" >&2
-    exit 2
-  fi
-  "$PYTHON" evaluation_scripts/eval_segzero_plus.py --backend "$BACKEND" --model "$MODEL" \
-    --sam-checkpoint "$SAM" --sam-config "$SAM_CONFIG" --template "$TEMPLATE" --data "$data" \
-    --out "$OUT_ROOT/reasonseg_$split" --name "$NAME" --num-shards "$NUM_SHARDS" --tp "$TP" "$@"
+  segzero_eval_require_data "$data" "segzero-plus prepare-eval reasonseg --root data/ReasonSeg --split $split --out $DATA_DIR"
+  segzero_evaluate "$data" "$OUT_ROOT/reasonseg_$split"
 done
-"$PYTHON" -m segzero_plus.cli report "$OUT_ROOT" --out "$OUT_ROOT/report.md"
+segzero_eval_report

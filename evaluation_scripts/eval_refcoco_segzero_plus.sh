@@ -11,34 +11,13 @@
 # VARIANT (per_expression: every sentence is a sample, the default; per_instance: one per object),
 # OUT_ROOT, NAME, BACKEND (vllm | transformers), NUM_SHARDS, TP, TEMPLATE, SAM_CONFIG, PYTHON
 # (as in eval_reasonseg_segzero_plus.sh).
-set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/_common.sh"
 usage="usage: $0 MODEL_DIR SAM_CHECKPOINT [refcoco:testA refcoco+:testA refcocog:test ...] [-- extra options]"
-MODEL=${1:?$usage}
-SAM=${2:?$usage}
-shift 2
-SETS=()
-while [[ $# -gt 0 && "$1" != "--" ]]; do SETS+=("$1"); shift; done
-[[ "${1:-}" == "--" ]] && shift
-[[ ${#SETS[@]} -eq 0 ]] && SETS=(refcoco:testA refcoco+:testA refcocog:test)
-
-cd "$(dirname "$0")/.."
-PYTHON=${PYTHON:-python}
-DATA_DIR=${DATA_DIR:-data/eval}
+segzero_eval_init "$usage" "$@"
+[[ ${#TARGETS[@]} -eq 0 ]] && TARGETS=(refcoco:testA refcoco+:testA refcocog:test)
 VARIANT=${VARIANT:-per_expression}
-NAME=${NAME:-$(basename "$MODEL")}
-OUT_ROOT=${OUT_ROOT:-outputs/eval/$NAME}
-BACKEND=${BACKEND:-vllm}
-TEMPLATE=${TEMPLATE:-negative_point}
-SAM_CONFIG=${SAM_CONFIG:-sam2.1_hiera_l}
-TP=${TP:-1}
-if [[ -z "${NUM_SHARDS:-}" ]]; then
-  gpus=$(nvidia-smi -L 2>/dev/null | wc -l || true)
-  NUM_SHARDS=$(( gpus > TP ? gpus / TP : 1 ))
-fi
-[[ -d "$MODEL" ]] || { echo "error: model folder not found: $MODEL" >&2; exit 2; }
-[[ -f "$SAM" ]] || { echo "error: SAM2 checkpoint not found: $SAM" >&2; exit 2; }
 
-for pair in "${SETS[@]}"; do
+for pair in "${TARGETS[@]}"; do
   set_name=${pair%%:*}
   split=${pair#*:}
   case "$set_name:$split" in
@@ -47,12 +26,7 @@ for pair in "${SETS[@]}"; do
   esac
   slug=${set_name/+/plus}
   data="$DATA_DIR/${slug}_${split}_${VARIANT}.parquet"
-  if [[ ! -f "$data" ]]; then
-    echo "error: $data not found; build it with: segzero-plus prepare-eval $set_name --root data/refer --images data/coco/train2014 --split $split --variant $VARIANT --out $DATA_DIR" >&2
-    exit 2
-  fi
-  "$PYTHON" evaluation_scripts/eval_segzero_plus.py --backend "$BACKEND" --model "$MODEL" \
-    --sam-checkpoint "$SAM" --sam-config "$SAM_CONFIG" --template "$TEMPLATE" --data "$data" \
-    --out "$OUT_ROOT/${slug}_${split}_${VARIANT}" --name "$NAME" --num-shards "$NUM_SHARDS" --tp "$TP" "$@"
+  segzero_eval_require_data "$data" "segzero-plus prepare-eval $set_name --root data/refer --images data/coco/train2014 --split $split --variant $VARIANT --out $DATA_DIR"
+  segzero_evaluate "$data" "$OUT_ROOT/${slug}_${split}_${VARIANT}"
 done
-"$PYTHON" -m segzero_plus.cli report "$OUT_ROOT" --out "$OUT_ROOT/report.md"
+segzero_eval_report

@@ -121,75 +121,6 @@ def _model_frame_answers(gt: dict[str, Any], rng: np.random.Generator) -> dict[s
     return out
 
 
-def _rollout_dataproto(
-    cfg: Any, model_dir: Path, parquet: Path, max_new_tokens: int, seed: int
-) -> tuple[Any, list[str]]:
-    """A verl DataProto of every training row x (one tiny-model rollout + the synthetic responses).
-
-    Prompts go through verl's RLHFDataset and the Qwen2.5-VL processor (left-padded); responses are
-    right-padded with an EOS, as verl's rollout returns them.
-    """
-    import torch
-    from qwen_vl_utils import process_vision_info
-    from transformers import Qwen2_5_VLForConditionalGeneration
-    from verl import DataProto
-    from verl.utils import hf_processor, hf_tokenizer
-    from verl.utils.dataset.rl_dataset import RLHFDataset, collate_fn
-
-    tokenizer = hf_tokenizer(str(model_dir))
-    processor = hf_processor(str(model_dir))
-    dataset = RLHFDataset(
-        data_files=[str(parquet)], tokenizer=tokenizer, config=cfg.data, processor=processor
-    )
-    model = Qwen2_5_VLForConditionalGeneration.from_pretrained(str(model_dir)).eval()
-    rng = np.random.default_rng(seed)
-    eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
-    samples, kinds = [], []
-    for i in range(len(dataset)):
-        row = dataset[i]
-        messages = row["raw_prompt"]
-        text = processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-        images, _ = process_vision_info(messages, image_patch_size=14)
-        inputs = processor(text=[text], images=images, return_tensors="pt")
-        prompt = inputs["input_ids"][0]
-        with torch.inference_mode():
-            torch.manual_seed(seed + i)
-            generated = model.generate(
-                **inputs,
-                max_new_tokens=max_new_tokens,
-                do_sample=True,
-                temperature=1.0,
-                eos_token_id=eos,
-                pad_token_id=pad,
-            )
-        responses = {"tiny Qwen2.5-VL rollout (sampled)": generated[0, prompt.shape[0] :]}
-        gt = json.loads(row["reward_model"]["ground_truth"])
-        for kind, answer in _model_frame_answers(gt, rng).items():
-            ids = tokenizer(answer, add_special_tokens=False, return_tensors="pt")["input_ids"][0]
-            responses[kind] = torch.cat([ids, torch.tensor([eos])])
-        for kind, response in responses.items():
-            samples.append((row, prompt, response))
-            kinds.append(kind)
-    p_len = max(p.shape[0] for _, p, _ in samples)
-    r_len = max(r.shape[0] for _, _, r in samples)
-    items = []
-    for k, (row, p, r) in enumerate(samples):
-        prompt_ids = torch.cat([torch.full((p_len - p.shape[0],), pad), p])
-        response_ids = torch.cat([r, torch.full((r_len - r.shape[0],), pad)])
-        mask = torch.cat([torch.arange(p_len) >= p_len - p.shape[0], torch.arange(r_len) < r.shape[0]]).long()
-        item = {key: v for key, v in row.items() if not isinstance(v, torch.Tensor)}
-        item.update(
-            prompts=prompt_ids,
-            responses=response_ids,
-            input_ids=torch.cat([prompt_ids, response_ids]),
-            attention_mask=mask,
-            position_ids=(torch.cumsum(mask, 0) - 1).clamp(min=0),
-            uid=f"{row['index']}_{k}",
-        )
-        items.append(item)
-    return DataProto.from_single_dict(collate_fn(items)), kinds
-
-
 def _mean_table(kinds: list[str], columns: dict[str, np.ndarray]) -> str:
     """Markdown table: mean of each column per response kind."""
     order = list(dict.fromkeys(kinds))
@@ -315,6 +246,7 @@ def run_demo(
         from verl.experimental.reward_loop import RewardLoopManager
 
         from segzero_plus.train.preflight import compose
+        from segzero_plus.train.rollouts import load_rlhf_dataset, rollout_dataproto
 
         config_name, ckpt = state["sam"]
         actor = f"sam_demo_{os.getpid()}"
@@ -338,7 +270,16 @@ def run_demo(
                 f"+segzero_plus.sam.actor_name={actor}",
             ],
         )
-        data, kinds = _rollout_dataproto(cfg, state["qwen"], state["mined"], rollout_tokens, seed)
+        dataset = load_rlhf_dataset(cfg.data, state["qwen"], state["mined"])
+        rng = np.random.default_rng(seed)
+        data, kinds = rollout_dataproto(
+            dataset,
+            state["qwen"],
+            lambda row: _model_frame_answers(json.loads(row["reward_model"]["ground_truth"]), rng),
+            max_new_tokens=rollout_tokens,
+            sample_seed=seed,
+            rollout_kind="tiny Qwen2.5-VL rollout (sampled)",
+        )
         own_ray = not ray.is_initialized()
         if own_ray:
             ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)

@@ -12,7 +12,6 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-import torch
 from PIL import Image
 
 from segzero_plus.data.lookalike import scenes_to_training_rows
@@ -25,6 +24,7 @@ from segzero_plus.rewards import reward_keys, total_reward
 from segzero_plus.train.frames import answer_frame_hw, find_image_item, image_rgb
 from segzero_plus.train.options import ManagerOptions
 from segzero_plus.train.preflight import compose
+from segzero_plus.train.rollouts import load_rlhf_dataset, rollout_dataproto
 
 N_ROWS = 4
 
@@ -102,58 +102,12 @@ def _responses_for(row) -> dict[str, str]:
     }
 
 
-def _rollout_batch(cfg, tokenizer, tiny_qwen_dir, parquet, rows):
+def _rollout_batch(cfg, tokenizer, tiny_qwen_dir, parquet):
     """A DataProto of 4 rows x (1 tiny-model rollout + 3 crafted responses), built through verl's RLHFDataset
     and collate_fn, prompts tokenised by the tiny Qwen2.5-VL processor (left-padded), responses right-padded."""
-    from qwen_vl_utils import process_vision_info
-    from transformers import Qwen2_5_VLForConditionalGeneration
-    from verl import DataProto
-    from verl.utils import hf_processor
-    from verl.utils.dataset.rl_dataset import RLHFDataset, collate_fn
-
-    processor = hf_processor(str(tiny_qwen_dir))
-    dataset = RLHFDataset(
-        data_files=[str(parquet)], tokenizer=tokenizer, config=cfg.data, processor=processor
-    )
+    dataset = load_rlhf_dataset(cfg.data, tiny_qwen_dir, parquet, tokenizer)
     assert len(dataset) == N_ROWS
-    model = Qwen2_5_VLForConditionalGeneration.from_pretrained(str(tiny_qwen_dir)).eval()
-    eos = tokenizer.eos_token_id
-    samples, kinds = [], []
-    for i in range(N_ROWS):
-        row = dataset[i]
-        messages = row["raw_prompt"]
-        text = processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-        images, _ = process_vision_info(messages, image_patch_size=14)
-        inputs = processor(text=[text], images=images, return_tensors="pt")
-        prompt_ids = inputs["input_ids"][0]
-        with torch.no_grad():
-            generated = model.generate(**inputs, max_new_tokens=24, do_sample=False)
-        responses = {"rollout": generated[0, prompt_ids.shape[0] :]}
-        for kind, answer in _responses_for(rows[i]).items():
-            ids = tokenizer(answer, add_special_tokens=False, return_tensors="pt")["input_ids"][0]
-            responses[kind] = torch.cat([ids, torch.tensor([eos])])
-        for kind, response_ids in responses.items():
-            samples.append((row, prompt_ids, response_ids))
-            kinds.append(kind)
-    p_len = max(p.shape[0] for _, p, _ in samples)
-    r_len = max(r.shape[0] for _, _, r in samples)
-    pad = tokenizer.pad_token_id
-    items = []
-    for k, (row, p, r) in enumerate(samples):
-        prompt = torch.cat([torch.full((p_len - p.shape[0],), pad), p])
-        response = torch.cat([r, torch.full((r_len - r.shape[0],), pad)])
-        mask = torch.cat([torch.arange(p_len) >= p_len - p.shape[0], torch.arange(r_len) < r.shape[0]]).long()
-        item = {k2: v for k2, v in row.items() if not isinstance(v, torch.Tensor)}
-        item.update(
-            prompts=prompt,
-            responses=response,
-            input_ids=torch.cat([prompt, response]),
-            attention_mask=mask,
-            position_ids=(torch.cumsum(mask, 0) - 1).clamp(min=0),
-            uid=f"{row['index']}_{k}",
-        )
-        items.append(item)
-    return DataProto.from_single_dict(collate_fn(items)), kinds
+    return rollout_dataproto(dataset, tiny_qwen_dir, _responses_for, max_new_tokens=24)
 
 
 def _decoded(tokenizer, data, i):
@@ -263,10 +217,8 @@ def test_frame_mapping_lands_on_the_right_pixels_of_a_non_square_image(
     assert info["sam_counterfactual"] == info["sam/neg_reward"] > 0
 
 
-def test_run_single_errors_score_zero_with_the_same_keys(
-    manager, tokenizer, cfg, tiny_qwen_dir, parquet, rows
-):
-    data, kinds = _rollout_batch(cfg, tokenizer, tiny_qwen_dir, parquet, rows)
+def test_run_single_errors_score_zero_with_the_same_keys(manager, tokenizer, cfg, tiny_qwen_dir, parquet):
+    data, kinds = _rollout_batch(cfg, tokenizer, tiny_qwen_dir, parquet)
     keys = manager.extra_info_keys(manager.options)
     out = asyncio.run(manager.run_single(data[kinds.index("malformed") : kinds.index("malformed") + 1]))
     assert list(out["reward_extra_info"]) == list(keys)
@@ -328,7 +280,7 @@ def test_reward_loop_manager_with_ray_workers_and_one_shared_sam_actor(
         "segzero_plus.sam.torch_threads=1",
         f"segzero_plus.sam.actor_name={actor_name}",
     )
-    data, kinds = _rollout_batch(cfg, tokenizer, tiny_qwen_dir, parquet, rows)
+    data, kinds = _rollout_batch(cfg, tokenizer, tiny_qwen_dir, parquet)
     manager = RewardLoopManager(cfg)
     try:
         out = manager.compute_rm_score(data)

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from segzero_plus.data import io as dio
-from segzero_plus.data.images import ImageDecodeError, original_image_bytes
+from segzero_plus.data.images import ImageDecodeError, original_image_bytes, read_annotated_image
 from segzero_plus.data.reasonseg import ReasonSegItem, list_reasonseg, rasterise_lisa
 from segzero_plus.data.schema import EVAL_SCHEMA, eval_row
 from segzero_plus.masks import encode_rle
@@ -36,24 +36,23 @@ REFER_EVAL_SPLITS: dict[str, tuple[str, ...]] = {
 
 # ------------------------------------------------------------------ ReasonSeg
 def _reasonseg_chunk(items: Sequence[tuple[ReasonSegItem, int]], *, split: str) -> dio.ChunkOutput:
-    rows, notes, skipped = [], {}, []
+    out = dio.ChunkOutput(rows=[])
     for item, query_index in items:
         rid = f"reasonseg_{split}_{item.stem}" + (f"_{query_index}" if query_index else "")
         try:
             stored, decoded = original_image_bytes(item.image_path.read_bytes())
         except (OSError, ImageDecodeError) as e:
-            notes["skipped_unreadable_image"] = notes.get("skipped_unreadable_image", 0) + 1
-            skipped.append([rid, str(e)])
+            out.skip([rid], str(e), "skipped_unreadable_image")
             continue
         for k in decoded.notes():
-            notes[k] = notes.get(k, 0) + 1
+            out.note(k)
         h, w = decoded.array.shape[:2]
         target, ignore = rasterise_lisa(item.shapes, h, w)
         if ignore.any():
-            notes["rows_with_ignore"] = notes.get("rows_with_ignore", 0) + 1
+            out.note("rows_with_ignore")
         if not item.queries:
-            notes["no_query"] = notes.get("no_query", 0) + 1
-        rows.append(
+            out.note("no_query")
+        out.rows.append(
             eval_row(
                 id=rid,
                 data_source="reasonseg",
@@ -68,7 +67,7 @@ def _reasonseg_chunk(items: Sequence[tuple[ReasonSegItem, int]], *, split: str) 
                 width=w,
             )
         )
-    return dio.ChunkOutput(rows=rows, notes=notes, skipped=skipped)
+    return out
 
 
 def prepare_reasonseg_eval(
@@ -122,27 +121,18 @@ def refer_data_source(slug: str, split_by: str, variant: str) -> str:
 def _refer_eval_chunk(jobs: Sequence[_EvalImageJob], *, data_source: str, split: str) -> dio.ChunkOutput:
     from segzero_plus.data.refcoco import segmentation_mask
 
-    rows, notes, skipped = [], {}, []
+    out = dio.ChunkOutput(rows=[])
     for job in jobs:
         ids = [f"{data_source}_{split}_{s[0]}_{s[2]}" for s in job.samples]
-        try:
-            stored, decoded = original_image_bytes(Path(job.image_path).read_bytes())
-        except (OSError, ImageDecodeError) as e:
-            notes["skipped_unreadable_image"] = notes.get("skipped_unreadable_image", 0) + len(ids)
-            skipped.extend([i, str(e)] for i in ids)
+        image = read_annotated_image(job.image_path, (job.height, job.width), ids, out, original=True)
+        if image is None:
             continue
-        for k in decoded.notes():
-            notes[k] = notes.get(k, 0) + 1
-        hw = decoded.array.shape[:2]
-        if hw != (job.height, job.width):
-            notes["skipped_image_size_mismatch"] = notes.get("skipped_image_size_mismatch", 0) + len(ids)
-            skipped.extend([i, f"image is {hw}, annotations say {(job.height, job.width)}"] for i in ids)
-            continue
+        stored = image[0]
         masks: dict[int, dict[str, Any]] = {}
         for rid, (ref_id, ann_id, sent_id, sentence, seg) in zip(ids, job.samples, strict=True):
             if ann_id not in masks:
                 masks[ann_id] = encode_rle(segmentation_mask(seg, job.height, job.width))
-            rows.append(
+            out.rows.append(
                 eval_row(
                     id=rid,
                     data_source=data_source,
@@ -159,7 +149,7 @@ def _refer_eval_chunk(jobs: Sequence[_EvalImageJob], *, data_source: str, split:
                     width=job.width,
                 )
             )
-    return dio.ChunkOutput(rows=rows, notes=notes, skipped=skipped)
+    return out
 
 
 def prepare_refer_eval(

@@ -9,10 +9,16 @@ original pixel under each model pixel's centre, so a model pixel (u, v) reads or
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image, ImageOps
+
+if TYPE_CHECKING:
+    from segzero_plus.data.io import ChunkOutput
 
 EXIF_ORIENTATION = 0x0112
 
@@ -66,6 +72,38 @@ def original_image_bytes(data: bytes, compress_level: int = 6) -> tuple[bytes, D
     if not decoded.converted and not decoded.transposed:
         return data, decoded
     return encode_png(decoded.array, compress_level), decoded
+
+
+def read_annotated_image(
+    path: str | Path,
+    hw: tuple[int, int],
+    ids: Sequence[str],
+    out: ChunkOutput,
+    *,
+    original: bool = False,
+    unreadable: str = "{error}",
+) -> tuple[bytes, DecodedImage] | None:
+    """Read and decode the image file that the annotations of rows ``ids`` say is ``hw`` = (height, width).
+
+    Returns (the file's bytes, or with ``original`` the bytes to store as the ORIGINAL-frame image, see
+    :func:`original_image_bytes`; the decoded image) and counts the decode's notes in ``out``; or None
+    after skipping every row in ``out``: an unreadable file (note ``skipped_unreadable_image``, reason
+    ``unreadable`` formatted with ``path`` and ``error``) or a size other than ``hw``
+    (``skipped_image_size_mismatch``).
+    """
+    try:
+        data = Path(path).read_bytes()
+        stored, decoded = original_image_bytes(data) if original else (data, decode_image(data))
+    except (OSError, ImageDecodeError) as e:
+        out.skip(ids, unreadable.format(path=path, error=e), "skipped_unreadable_image")
+        return None
+    for k in decoded.notes():
+        out.note(k)
+    got = decoded.array.shape[:2]
+    if got != tuple(hw):
+        out.skip(ids, f"image is {got}, annotations say {tuple(hw)}", "skipped_image_size_mismatch")
+        return None
+    return stored, decoded
 
 
 def encode_png(image: np.ndarray, compress_level: int = 6) -> bytes:

@@ -44,6 +44,15 @@ class ChunkOutput:
     skipped: list[list[str]] = field(default_factory=list)
     """[row id, reason] of rows the converter could not make (they are absent from ``rows``)."""
 
+    def note(self, key: str, n: int = 1) -> None:
+        """Count ``n`` more of note ``key``."""
+        self.notes[key] = self.notes.get(key, 0) + n
+
+    def skip(self, ids: Sequence[str], reason: str, note: str) -> None:
+        """Record the rows ``ids`` as skipped for ``reason`` and count them under note ``note``."""
+        self.note(note, len(ids))
+        self.skipped.extend([i, reason] for i in ids)
+
 
 @dataclass
 class ConversionResult:

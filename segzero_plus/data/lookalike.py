@@ -15,7 +15,7 @@ from typing import Any
 from segzero_plus.data import io as dio
 from segzero_plus.data.images import encode_png, model_size, resize_image
 from segzero_plus.data.schema import EVAL_SCHEMA, TRAINING_SCHEMA, eval_row
-from segzero_plus.data.training import TrainingOptions, target_geometry, training_row
+from segzero_plus.data.training import TrainingOptions, geometry_row, rows_geometry
 from segzero_plus.masks import encode_rle
 
 LOOKALIKE_SOURCE = "lookalike"
@@ -28,36 +28,29 @@ def scene_row_id(scene_id: str, split: str) -> str:
 def _training_chunk(
     items: Sequence[tuple[int, Any]], *, options: TrainingOptions, split: str
 ) -> dio.ChunkOutput:
-    rows, notes, skipped = [], {}, []
+    out = dio.ChunkOutput(rows=[])
     for index, scene in items:
+        rid = scene_row_id(scene.scene_id, split)
         model_hw = model_size((scene.height, scene.width), options.resize)
-        geom = target_geometry(scene.target_mask, scene.distractor_masks, model_hw)
+        geom = rows_geometry(out, [rid], scene.target_mask, scene.distractor_masks, model_hw)
         if geom is None:
-            skipped.append([scene_row_id(scene.scene_id, split), "empty mask"])
-            notes["skipped_empty_mask"] = notes.get("skipped_empty_mask", 0) + 1
             continue
-        for k, v in geom.notes.items():
-            notes[k] = notes.get(k, 0) + v
         png = encode_png(resize_image(scene.image, model_hw), options.png_compress_level)
-        rows.append(
-            training_row(
-                row_id=scene_row_id(scene.scene_id, split),
+        out.rows.append(
+            geometry_row(
+                geom,
+                options,
+                row_id=rid,
                 index=index,
                 query=scene.expression,
                 image_png=png,
                 model_hw=model_hw,
                 orig_hw=(scene.height, scene.width),
-                bbox=geom.bbox,
-                points=geom.points,
-                mask_rle=geom.mask_rle,
-                distractor_rles=geom.distractor_rles,
-                template=options.template,
-                data_source=options.data_source,
                 split=split,
                 image_id=scene.scene_id,
             )
         )
-    return dio.ChunkOutput(rows=rows, notes=notes, skipped=skipped)
+    return out
 
 
 def scenes_to_training_rows(

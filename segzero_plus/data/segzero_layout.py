@@ -191,11 +191,7 @@ def join_row(
 def _training_chunk(items: Sequence[RowRef], *, options: TrainingOptions) -> dio.ChunkOutput:
     from segzero_plus.data.refcoco import segmentation_mask
 
-    rows, notes, skipped = [], {}, []
-
-    def note(k: str) -> None:
-        notes[k] = notes.get(k, 0) + 1
-
+    out = dio.ChunkOutput(rows=[])
     for item, raw in zip(items, _read_rows(items), strict=True):
         rid = str(raw.get("id") or f"segzero_{item.index}")
         data = _image_bytes(raw.get("image"))
@@ -205,11 +201,10 @@ def _training_chunk(items: Sequence[RowRef], *, options: TrainingOptions) -> dio
             stored, decoded = original_image_bytes(data)
             bbox, points = parse_solution(raw["solution"])
         except (ImageDecodeError, SchemaError, KeyError, TypeError) as e:
-            note("skipped_bad_row")
-            skipped.append([rid, str(e)])
+            out.skip([rid], str(e), "skipped_bad_row")
             continue
         for k in decoded.notes():
-            note(k)
+            out.note(k)
         model_hw = decoded.array.shape[:2]
         orig_hw = (int(raw["img_height"]), int(raw["img_width"]))
         mask_rle, distractors, ids = None, [], {}
@@ -224,10 +219,10 @@ def _training_chunk(items: Sequence[RowRef], *, options: TrainingOptions) -> dio
                     if dm.any():
                         distractors.append(encode_rle(dm))
                 ids = {k: item.join[k] for k in ("image_id", "ann_id", "ref_id", "sent_id")}
-                note("mask_joined")
+                out.note("mask_joined")
         if mask_rle is None:
-            note("mask_unavailable")
-        rows.append(
+            out.note("mask_unavailable")
+        out.rows.append(
             training_row(
                 row_id=rid,
                 index=item.index,
@@ -246,7 +241,7 @@ def _training_chunk(items: Sequence[RowRef], *, options: TrainingOptions) -> dio
                 **ids,
             )
         )
-    return dio.ChunkOutput(rows=rows, notes=notes, skipped=skipped)
+    return out
 
 
 def import_segzero_training(
@@ -343,7 +338,7 @@ def _optional_int(value: Any) -> int | None:
 
 
 def _eval_chunk(items: Sequence[RowRef], *, data_source: str, split: str) -> dio.ChunkOutput:
-    rows, notes, skipped = [], {}, []
+    out = dio.ChunkOutput(rows=[])
     for item, raw in zip(items, _read_rows(items), strict=True):
         rid = f"{data_source}_{split}_{item.index:06d}"
         try:
@@ -354,12 +349,11 @@ def _eval_chunk(items: Sequence[RowRef], *, data_source: str, split: str) -> dio
             hw = decoded.array.shape[:2]
             mask = _mask_from_nested(raw["mask"], hw)
         except (ImageDecodeError, ValueError, KeyError, TypeError) as e:
-            notes["skipped_bad_row"] = notes.get("skipped_bad_row", 0) + 1
-            skipped.append([rid, str(e)])
+            out.skip([rid], str(e), "skipped_bad_row")
             continue
         for k in decoded.notes():
-            notes[k] = notes.get(k, 0) + 1
-        rows.append(
+            out.note(k)
+        out.rows.append(
             eval_row(
                 id=rid,
                 data_source=data_source,
@@ -374,7 +368,7 @@ def _eval_chunk(items: Sequence[RowRef], *, data_source: str, split: str) -> dio
                 width=hw[1],
             )
         )
-    return dio.ChunkOutput(rows=rows, notes=notes, skipped=skipped)
+    return out
 
 
 def import_segzero_eval(

@@ -20,7 +20,7 @@ from typing import Any, Literal
 import numpy as np
 
 from segzero_plus.data import io as dio
-from segzero_plus.data.images import decode_image, encode_png, model_size, resize_image, resize_mask
+from segzero_plus.data.images import encode_png, model_size, read_annotated_image, resize_image, resize_mask
 from segzero_plus.data.schema import TRAINING_SCHEMA, dumps_ground_truth, make_ground_truth
 from segzero_plus.masks import encode_rle
 
@@ -194,6 +194,38 @@ def training_row(
     }
 
 
+def rows_geometry(
+    out: dio.ChunkOutput,
+    ids: Sequence[str],
+    target_orig: np.ndarray,
+    distractors_orig: Sequence[np.ndarray],
+    model_hw: tuple[int, int],
+) -> TargetGeometry | None:
+    """:func:`target_geometry` for the rows ``ids`` of one target, its notes counted once per row in
+    ``out``; None after skipping the rows (note ``skipped_empty_mask``) when the mask is empty."""
+    geom = target_geometry(target_orig, distractors_orig, model_hw)
+    if geom is None:
+        out.skip(ids, "empty mask", "skipped_empty_mask")
+        return None
+    for k, v in geom.notes.items():
+        out.note(k, v * len(ids))
+    return geom
+
+
+def geometry_row(geom: TargetGeometry, options: TrainingOptions, **fields: Any) -> dict[str, Any]:
+    """:func:`training_row` of a target with ground truth ``geom`` (MODEL frame), in the template and data
+    source of ``options``; ``fields``: training_row's other arguments (``row_id``, ``index``, ``query``...)."""
+    return training_row(
+        bbox=geom.bbox,
+        points=geom.points,
+        mask_rle=geom.mask_rle,
+        distractor_rles=geom.distractor_rles,
+        template=options.template,
+        data_source=options.data_source,
+        **fields,
+    )
+
+
 # ------------------------------------------------------------------ refer layout -> training rows
 @dataclass(frozen=True)
 class _Sentence:
@@ -292,63 +324,40 @@ def convert_image_jobs(
     jobs: Sequence[ImageJob], *, options: TrainingOptions, slug: str, split_by: str
 ) -> dio.ChunkOutput:
     """Training rows of a chunk of image jobs (top-level so worker processes can run it)."""
-    from segzero_plus.data.images import ImageDecodeError
     from segzero_plus.data.refcoco import segmentation_mask
 
-    rows: list[dict[str, Any]] = []
-    notes: dict[str, int] = {}
-    skipped: list[list[str]] = []
-
-    def note(key: str, n: int = 1) -> None:
-        notes[key] = notes.get(key, 0) + n
-
+    out = dio.ChunkOutput(rows=[])
     for job in jobs:
         ids = [
             row_id(slug, split_by, job.split, t.ref_id, s.sent_id) for t in job.targets for s in t.sentences
         ]
-        try:
-            decoded = decode_image(Path(job.image_path).read_bytes())
-        except (OSError, ImageDecodeError) as e:
-            note("skipped_unreadable_image", len(ids))
-            skipped.extend([i, f"unreadable image {job.image_path}: {e}"] for i in ids)
+        image = read_annotated_image(
+            job.image_path, (job.height, job.width), ids, out, unreadable="unreadable image {path}: {error}"
+        )
+        if image is None:
             continue
-        for k in decoded.notes():
-            note(k)
+        decoded = image[1]
         orig_hw = decoded.array.shape[:2]
-        if orig_hw != (job.height, job.width):
-            note("skipped_image_size_mismatch", len(ids))
-            skipped.extend([i, f"image is {orig_hw}, annotations say {(job.height, job.width)}"] for i in ids)
-            continue
         model_hw = model_size(orig_hw, options.resize)
         png = encode_png(resize_image(decoded.array, model_hw), options.png_compress_level)
         for t in job.targets:
             target = segmentation_mask(t.segmentation, job.height, job.width)
             distractors = [segmentation_mask(s, job.height, job.width) for s in t.distractor_segmentations]
-            geom = target_geometry(target, distractors, model_hw)
+            target_ids = [row_id(slug, split_by, job.split, t.ref_id, s.sent_id) for s in t.sentences]
+            geom = rows_geometry(out, target_ids, target, distractors, model_hw)
             if geom is None:
-                note("skipped_empty_mask", len(t.sentences))
-                skipped.extend(
-                    [row_id(slug, split_by, job.split, t.ref_id, s.sent_id), "empty mask"]
-                    for s in t.sentences
-                )
                 continue
-            for k, v in geom.notes.items():
-                note(k, v * len(t.sentences))
-            for s in t.sentences:
-                rows.append(
-                    training_row(
-                        row_id=row_id(slug, split_by, job.split, t.ref_id, s.sent_id),
+            for rid, s in zip(target_ids, t.sentences, strict=True):
+                out.rows.append(
+                    geometry_row(
+                        geom,
+                        options,
+                        row_id=rid,
                         index=s.index,
                         query=s.text,
                         image_png=png,
                         model_hw=model_hw,
                         orig_hw=orig_hw,
-                        bbox=geom.bbox,
-                        points=geom.points,
-                        mask_rle=geom.mask_rle,
-                        distractor_rles=geom.distractor_rles,
-                        template=options.template,
-                        data_source=options.data_source,
                         split=job.split,
                         image_id=job.image_id,
                         ann_id=t.ann_id,
@@ -356,7 +365,7 @@ def convert_image_jobs(
                         sent_id=s.sent_id,
                     )
                 )
-    return dio.ChunkOutput(rows=rows, notes=notes, skipped=skipped)
+    return out
 
 
 def prepare_refer_training(

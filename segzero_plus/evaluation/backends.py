@@ -23,6 +23,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from segzero_plus.devices import resolve_device
 from segzero_plus.prompts import get_template
 
 BACKENDS: tuple[str, ...] = ("transformers", "vllm", "replay")
@@ -92,6 +93,38 @@ def _check_model_dir(model: str | Path) -> Path:
     return path
 
 
+class _ChatModelBackend:
+    """What the Hugging Face model backends share: the model folder and template checks, the settings and
+    the chat prompt formatted by the model's processor."""
+
+    template: str
+    settings: GenerationSettings
+    processor: Any
+
+    def _setup(self, model: str | Path, template: str, settings: GenerationSettings | None) -> Path:
+        """Check the model folder and the template name (fail early), keep both settings; the folder."""
+        path = _check_model_dir(model)
+        get_template(template)  # fail early on a bad name
+        self.template = template
+        self.settings = settings or GenerationSettings()
+        return path
+
+    def prompt_text(self, query: str) -> str:
+        """The full chat-formatted prompt string (image placeholders included) for ``query``."""
+        return self.processor.apply_chat_template(
+            hf_messages(self.template, query), tokenize=False, add_generation_prompt=True
+        )
+
+
+def _pil_batch(images: Sequence[np.ndarray], queries: Sequence[str]) -> list[Any]:
+    """PIL images of a generation batch, after checking that there is one image per query."""
+    from PIL import Image
+
+    if len(images) != len(queries):
+        raise ValueError(f"{len(images)} images for {len(queries)} queries")
+    return [Image.fromarray(np.ascontiguousarray(im)) for im in images]
+
+
 def quiet_transformers() -> None:
     """Turn off transformers' weight-loading progress bars (CLI output stays readable)."""
     from transformers.utils import logging as hf_logging
@@ -99,16 +132,7 @@ def quiet_transformers() -> None:
     hf_logging.disable_progress_bar()
 
 
-def resolve_device(device: str = "auto") -> str:
-    """Device string: ``auto`` -> ``cuda`` when a GPU is visible, else ``cpu``; other values unchanged."""
-    if device != "auto":
-        return device
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-class TransformersBackend:
+class TransformersBackend(_ChatModelBackend):
     """Batched ``generate`` with a Qwen2.5-VL model (``Qwen2_5_VLForConditionalGeneration``), LEFT padding.
 
     Args:
@@ -132,10 +156,7 @@ class TransformersBackend:
         import torch
         from transformers import AutoProcessor, Qwen2_5_VLForConditionalGeneration
 
-        path = _check_model_dir(model)
-        get_template(template)  # fail early on a bad name
-        self.template = template
-        self.settings = settings or GenerationSettings()
+        path = self._setup(model, template, settings)
         self.device = resolve_device(device)
         if dtype == "auto":
             dtype = "bfloat16" if self.device.startswith("cuda") else "float32"
@@ -150,22 +171,13 @@ class TransformersBackend:
         self._eos = tok.convert_tokens_to_ids("<|im_end|>")
         self._pad = tok.pad_token_id if tok.pad_token_id is not None else self._eos
 
-    def prompt_text(self, query: str) -> str:
-        """The full chat-formatted prompt string (image placeholders included) for ``query``."""
-        return self.processor.apply_chat_template(
-            hf_messages(self.template, query), tokenize=False, add_generation_prompt=True
-        )
-
     def generate(self, images: Sequence[np.ndarray], queries: Sequence[str]) -> list[Generation]:
         import torch
-        from PIL import Image
 
-        if len(images) != len(queries):
-            raise ValueError(f"{len(images)} images for {len(queries)} queries")
-        if not images:
+        pil = _pil_batch(images, queries)
+        if not pil:
             return []
         texts = [self.prompt_text(q) for q in queries]
-        pil = [Image.fromarray(np.ascontiguousarray(im)) for im in images]
         inputs = self.processor(
             text=texts, images=pil, padding=True, padding_side="left", return_tensors="pt"
         )
@@ -197,7 +209,7 @@ class TransformersBackend:
         return results
 
 
-class VllmBackend:
+class VllmBackend(_ChatModelBackend):
     """vLLM offline inference (GPU): ``LLM.generate`` with ``{"prompt", "multi_modal_data": {"image"}}``.
 
     Args:
@@ -226,16 +238,13 @@ class VllmBackend:
         dtype: str = "auto",
         enforce_eager: bool = False,
     ) -> None:
-        path = _check_model_dir(model)
-        get_template(template)
+        path = self._setup(model, template, settings)
         try:
             import vllm
         except ImportError as exc:
             raise BackendError("the vllm backend needs the `vllm` package (GPU profile, see README)") from exc
         from transformers import AutoProcessor
 
-        self.template = template
-        self.settings = settings or GenerationSettings()
         self.processor = AutoProcessor.from_pretrained(path)
         self.llm = vllm.LLM(
             model=str(path),
@@ -257,22 +266,10 @@ class VllmBackend:
             skip_special_tokens=True,
         )
 
-    def prompt_text(self, query: str) -> str:
-        return self.processor.apply_chat_template(
-            hf_messages(self.template, query), tokenize=False, add_generation_prompt=True
-        )
-
     def generate(self, images: Sequence[np.ndarray], queries: Sequence[str]) -> list[Generation]:
-        from PIL import Image
-
-        if len(images) != len(queries):
-            raise ValueError(f"{len(images)} images for {len(queries)} queries")
         requests = [
-            {
-                "prompt": self.prompt_text(q),
-                "multi_modal_data": {"image": Image.fromarray(np.ascontiguousarray(im))},
-            }
-            for im, q in zip(images, queries, strict=True)
+            {"prompt": self.prompt_text(q), "multi_modal_data": {"image": image}}
+            for image, q in zip(_pil_batch(images, queries), queries, strict=True)
         ]
         outputs = self.llm.generate(requests, self.sampling, use_tqdm=False)
         return [

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Callable
 from typing import Any
 
 from segzero_plus.geometry import box_iou_inclusive, box_l1
@@ -70,24 +71,23 @@ def _format_term(data: Any) -> float:
         return 0.0
 
 
-def _iou_term(data: Any, gt_box: list[int] | None) -> float:
+def _box_term(data: Any, gt_box: list[int] | None, passes: Callable[[Any, list[int]], bool]) -> float:
+    """1.0 when the answer's 4-value box ``passes`` against the ground-truth box, else (or on any error) 0.0."""
     try:
         box = data["bbox"]
         if gt_box is None or len(box) != 4:
             return 0.0
-        return 1.0 if box_iou_inclusive(box, gt_box, seg_zero_overlap=True) > 0.5 else 0.0
+        return 1.0 if passes(box, gt_box) else 0.0
     except Exception:
         return 0.0
+
+
+def _iou_term(data: Any, gt_box: list[int] | None) -> float:
+    return _box_term(data, gt_box, lambda box, gt: box_iou_inclusive(box, gt, seg_zero_overlap=True) > 0.5)
 
 
 def _l1_term(data: Any, gt_box: list[int] | None) -> float:
-    try:
-        box = data["bbox"]
-        if gt_box is None or len(box) != 4:
-            return 0.0
-        return 1.0 if box_l1(box, gt_box) < 10 else 0.0
-    except Exception:
-        return 0.0
+    return _box_term(data, gt_box, lambda box, gt: box_l1(box, gt) < 10)
 
 
 def _inside(point: list[int], box: Any) -> bool:

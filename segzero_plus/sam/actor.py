@@ -21,12 +21,14 @@ import asyncio
 import logging
 import os
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 
+from segzero_plus.devices import resolve_device
 from segzero_plus.sam.scorer import MaskResult, PromptSet, ScoreRequest
 
 logger = logging.getLogger(__name__)
@@ -68,14 +70,6 @@ class ScorerSpec:
     max_restarts: int = 4
 
 
-def _resolve_device(device: str) -> str:
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return device
-
-
 class SamScorerActor:
     """Ray actor body (wrap with ``ray.remote``; use :func:`get_scorer_actor`). Holds one SamScorer."""
 
@@ -88,7 +82,7 @@ class SamScorerActor:
         if spec.torch_threads:
             torch.set_num_threads(int(spec.torch_threads))
         self.spec = spec
-        self.device = _resolve_device(spec.device)
+        self.device = resolve_device(spec.device)
         model = build_sam2_model(spec.config_name, spec.checkpoint, device=self.device, seed=spec.seed)
         self.scorer = SamScorer(
             model, cache_size=spec.cache_size, max_batch=spec.max_batch, autocast=spec.autocast
@@ -206,6 +200,24 @@ def get_scorer_actor(
     ).remote(spec)
 
 
+class _Attempt:
+    """One try of a scorer call (see :meth:`SamScorerClient._attempts`): as a context manager it keeps an
+    ``Exception`` raised inside it in ``error`` instead of raising it."""
+
+    def __init__(self, number: int) -> None:
+        self.number = number
+        self.error: Exception | None = None
+
+    def __enter__(self) -> _Attempt:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any) -> bool:
+        if isinstance(exc, Exception):
+            self.error = exc
+            return True
+        return False
+
+
 class SamScorerClient:
     """Caller-side handle to the shared scorer: ``score`` / ``score_async`` with one retry.
 
@@ -253,29 +265,32 @@ class SamScorerClient:
         """``ray.get`` of ``actor.<method>(*args)`` with one retry; raises SamUnavailableError."""
         import ray
 
-        errors: list[str] = []
-        for attempt in range(2):
-            try:
-                if attempt == 1:
+        for attempt in self._attempts(what):
+            with attempt:
+                if attempt.number == 1:
                     self._wait_ready()
                 return ray.get(getattr(self.handle, method).remote(*args), timeout=self.call_timeout_s)
-            except Exception as exc:  # RayActorError, ActorUnavailableError, GetTimeoutError, a task error
-                errors.append(self._on_error(attempt, what, exc))
-        self.failures += 1
-        raise SamUnavailableError(f"SAM scorer failed twice for {what}: {' | '.join(errors)}")
 
     async def _acall(self, method: str, args: tuple[Any, ...], what: str) -> Any:
         """Awaitable :meth:`_call` (does not block the caller's event loop)."""
-        errors: list[str] = []
-        for attempt in range(2):
-            try:
-                if attempt == 1:
+        for attempt in self._attempts(what):
+            with attempt:
+                if attempt.number == 1:
                     await asyncio.to_thread(self._wait_ready)
                 return await asyncio.wait_for(
                     getattr(self.handle, method).remote(*args), timeout=self.call_timeout_s
                 )
-            except Exception as exc:
-                errors.append(self._on_error(attempt, what, exc))
+
+    def _attempts(self, what: str) -> Iterator[_Attempt]:
+        """The two tries of one call, for ``for attempt in ...: with attempt: ...; return result``: an
+        exception in the first (RayActorError, ActorUnavailableError, a timeout, a task error) is logged
+        and retried (the retry waits for the scorer with :meth:`_wait_ready`); a second one raises
+        SamUnavailableError with both reasons."""
+        errors: list[str] = []
+        for number in range(2):
+            attempt = _Attempt(number)
+            yield attempt  # the caller returns from inside the ``with`` when the call succeeds
+            errors.append(self._on_error(number, what, attempt.error))
         self.failures += 1
         raise SamUnavailableError(f"SAM scorer failed twice for {what}: {' | '.join(errors)}")
 

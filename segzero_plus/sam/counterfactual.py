@@ -217,8 +217,7 @@ def counterfactual_reward(
     try:
         results = scorer.score(image_key, image, prompts, out_hw=tuple(gt_mask.shape), prompt_hw=prompt_hw)
     except SamUnavailableError as exc:
-        logger.warning("SAM unavailable, scoring sample %s as 0: %s", image_key, exc)
-        return failed_terms()
+        return _unavailable_terms(image_key, exc)
     return counterfactual_terms(results, gt_mask, points_neg, config, prompt_hw)
 
 
@@ -234,14 +233,15 @@ async def counterfactual_reward_async(
     prompt_hw: tuple[int, int] | None = None,
 ) -> dict[str, float]:
     """:func:`counterfactual_reward` for async callers (verl's ``run_single``): awaits
-    ``scorer.score_async`` (the Ray client) or runs ``scorer.score`` in a thread, so the event loop that
-    serves the other trajectories is never blocked by SAM."""
+    ``scorer.score_async`` (the Ray client) or, for a scorer without it or a response with nothing to
+    decode, runs :func:`counterfactual_reward` in a thread, so the event loop that serves the other
+    trajectories is never blocked by SAM."""
     import asyncio
 
     from segzero_plus.sam.actor import SamUnavailableError
 
     prompts = counterfactual_prompts(box, points_pos, points_neg, config.leave_one_out)
-    if prompts[0].is_empty:
+    if prompts[0].is_empty or not hasattr(scorer, "score_async"):  # nothing to await: all of it in a thread
         return await asyncio.to_thread(
             counterfactual_reward,
             scorer,
@@ -254,13 +254,16 @@ async def counterfactual_reward_async(
             config,
             prompt_hw,
         )
-    kwargs = {"out_hw": tuple(gt_mask.shape), "prompt_hw": prompt_hw}
     try:
-        if hasattr(scorer, "score_async"):
-            results = await scorer.score_async(image_key, image, prompts, **kwargs)
-        else:
-            results = await asyncio.to_thread(scorer.score, image_key, image, prompts, **kwargs)
+        results = await scorer.score_async(
+            image_key, image, prompts, out_hw=tuple(gt_mask.shape), prompt_hw=prompt_hw
+        )
     except SamUnavailableError as exc:
-        logger.warning("SAM unavailable, scoring sample %s as 0: %s", image_key, exc)
-        return failed_terms()
+        return _unavailable_terms(image_key, exc)
     return counterfactual_terms(results, gt_mask, points_neg, config, prompt_hw)
+
+
+def _unavailable_terms(image_key: str, exc: Exception) -> dict[str, float]:
+    """:func:`failed_terms` for a sample whose SAM call failed after the client's retry, logged."""
+    logger.warning("SAM unavailable, scoring sample %s as 0: %s", image_key, exc)
+    return failed_terms()

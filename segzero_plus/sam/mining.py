@@ -36,6 +36,8 @@ from typing import Any
 
 import numpy as np
 
+from segzero_plus.devices import resolve_device
+
 logger = logging.getLogger(__name__)
 
 SOURCES: tuple[str, ...] = ("oracle_fp", "sampled", "distractors")
@@ -252,10 +254,9 @@ class _ShardMiner:
 
         if torch_threads:
             torch.set_num_threads(int(torch_threads))
-        if device == "auto":
-            device = "cuda" if torch.cuda.is_available() else "cpu"
         self.scorer = SamScorer(
-            build_sam2_model(config_name, checkpoint, device=device, seed=seed), cache_size=cache_size
+            build_sam2_model(config_name, checkpoint, device=resolve_device(device), seed=seed),
+            cache_size=cache_size,
         )
 
     def mine_shard(
@@ -436,11 +437,10 @@ def mine_parquet(
             bar.update(s.stop - s.start)
     elif todo:
         import ray
-        import torch
 
         if not ray.is_initialized():
             ray.init(ignore_reinit_error=True, include_dashboard=False)
-        use_gpu = device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
+        use_gpu = resolve_device(device).startswith("cuda")
         actor_cls = ray.remote(num_gpus=1 if use_gpu else 0, num_cpus=0 if use_gpu else 1)(_ShardMiner)
         actors = [
             actor_cls.remote(config_name, checkpoint, device, model_seed, cache_size, torch_threads)

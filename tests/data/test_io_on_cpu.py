@@ -131,3 +131,12 @@ def test_worker_processes_give_the_same_file(tmp_path):
         progress=False,
     )
     assert one.path.read_bytes() == two.path.read_bytes()
+
+
+def test_chunk_output_counts_notes_and_skips():
+    out = dio.ChunkOutput(rows=[])
+    out.note("image_converted_from_L")
+    out.note("image_converted_from_L", 2)
+    out.skip(["r1", "r2"], "empty mask", "skipped_empty_mask")
+    assert out.notes == {"image_converted_from_L": 3, "skipped_empty_mask": 2}
+    assert out.skipped == [["r1", "empty mask"], ["r2", "empty mask"]]

@@ -22,15 +22,10 @@ def _sam_args(tiny_sam_checkpoint) -> list[str]:
     return ["--sam", str(tiny_sam_checkpoint[1]), "--sam-config", tiny_sam_checkpoint[0]]
 
 
-def test_segment_with_a_given_answer_writes_mask_and_overlay(
-    tmp_path, scene_png, tiny_sam_checkpoint, capsys
-):
+def _segment_scene(scene_png, out_dir, tiny_sam_checkpoint, *options: str) -> int:
+    """`segzero-plus segment` of the scene with its expression and the tiny SAM, writing into ``out_dir``."""
     path, scene = scene_png
-    answer = (
-        '<think> the left one </think><answer>{"bbox": [100, 200, 500, 700], '
-        '"points_pos": [[300, 450], [320, 500]], "points_neg": [[700, 100]]}</answer>'
-    )
-    rc = main(
+    return main(
         [
             "segment",
             "--image",
@@ -38,12 +33,21 @@ def test_segment_with_a_given_answer_writes_mask_and_overlay(
             "--query",
             scene.expression,
             "--out",
-            str(tmp_path),
-            "--answer",
-            answer,
+            str(out_dir),
+            *options,
             *_sam_args(tiny_sam_checkpoint),
         ]
     )
+
+
+def test_segment_with_a_given_answer_writes_mask_and_overlay(
+    tmp_path, scene_png, tiny_sam_checkpoint, capsys
+):
+    answer = (
+        '<think> the left one </think><answer>{"bbox": [100, 200, 500, 700], '
+        '"points_pos": [[300, 450], [320, 500]], "points_neg": [[700, 100]]}</answer>'
+    )
+    rc = _segment_scene(scene_png, tmp_path, tiny_sam_checkpoint, "--answer", answer)
     out = capsys.readouterr().out
     assert rc == 0
     assert "reasoning: the left one" in out
@@ -62,22 +66,8 @@ def test_segment_with_a_given_answer_writes_mask_and_overlay(
 def test_segment_with_the_tiny_model_reports_an_unparseable_answer(
     tmp_path, scene_png, tiny_qwen_dir, tiny_sam_checkpoint, capsys
 ):
-    path, scene = scene_png
-    rc = main(
-        [
-            "segment",
-            "--image",
-            str(path),
-            "--query",
-            scene.expression,
-            "--out",
-            str(tmp_path),
-            "--model",
-            str(tiny_qwen_dir),
-            "--max-new-tokens",
-            "6",
-            *_sam_args(tiny_sam_checkpoint),
-        ]
+    rc = _segment_scene(
+        scene_png, tmp_path, tiny_sam_checkpoint, "--model", str(tiny_qwen_dir), "--max-new-tokens", "6"
     )
     out = capsys.readouterr().out
     assert rc == 0
