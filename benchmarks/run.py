@@ -36,13 +36,16 @@ def _fmt(v: float) -> str:
 
 
 def write_reports(rows: list[dict], md_path: Path, json_path: Path) -> None:
+    """Write the markdown table (plus ``benchmarks_notes.md`` beside it, hand-written, if present) and JSON."""
     md_path.parent.mkdir(parents=True, exist_ok=True)
     lines = [
         f"| {r['name']} | {_fmt(r['ours'])} | {_fmt(r['baseline'])} | {r['unit']} | {_fmt(r['ratio'])} | "
         f"{r['device']} | {r.get('note', '')} |"
         for r in rows
     ]
-    md_path.write_text(HEADER + "\n".join(lines) + "\n")
+    notes = md_path.with_name("benchmarks_notes.md")
+    tail = "\n" + notes.read_text() if notes.exists() else ""
+    md_path.write_text(HEADER + "\n".join(lines) + "\n" + tail)
     json_path.write_text(json.dumps(rows, indent=2) + "\n")
 
 
