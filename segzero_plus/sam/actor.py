@@ -21,6 +21,7 @@ import asyncio
 import logging
 import os
 import time
+from collections import OrderedDict
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
@@ -249,10 +250,14 @@ class SamScorerClient:
         self._handle: Any = None
         self.failures = 0
         self.retries = 0
+        # keys whose image this client has already delivered: later calls send ``image=None`` (the actor
+        # has the embedding), so a rollout group ships its image once, not once per response
+        self._delivered: OrderedDict[str, None] = OrderedDict()
 
-    def __getstate__(self) -> dict[str, Any]:  # travel without the handle
+    def __getstate__(self) -> dict[str, Any]:  # travel without the handle or delivery history
         state = dict(self.__dict__)
         state["_handle"] = None
+        state["_delivered"] = OrderedDict()
         return state
 
     @property
@@ -261,25 +266,50 @@ class SamScorerClient:
             self._handle = get_scorer_actor(self.spec, self.name, self.namespace)
         return self._handle
 
-    def _call(self, method: str, args: tuple[Any, ...], what: str) -> Any:
-        """``ray.get`` of ``actor.<method>(*args)`` with one retry; raises SamUnavailableError."""
+    def _call(
+        self, method: str, args: tuple[Any, ...], what: str, retry_args: tuple[Any, ...] | None = None
+    ) -> Any:
+        """``ray.get`` of ``actor.<method>(*args)`` with one retry (with ``retry_args`` when given);
+        raises SamUnavailableError."""
         import ray
 
         for attempt in self._attempts(what):
             with attempt:
                 if attempt.number == 1:
                     self._wait_ready()
+                    args = retry_args or args
                 return ray.get(getattr(self.handle, method).remote(*args), timeout=self.call_timeout_s)
 
-    async def _acall(self, method: str, args: tuple[Any, ...], what: str) -> Any:
+    async def _acall(
+        self, method: str, args: tuple[Any, ...], what: str, retry_args: tuple[Any, ...] | None = None
+    ) -> Any:
         """Awaitable :meth:`_call` (does not block the caller's event loop)."""
         for attempt in self._attempts(what):
             with attempt:
                 if attempt.number == 1:
                     await asyncio.to_thread(self._wait_ready)
+                    args = retry_args or args
                 return await asyncio.wait_for(
                     getattr(self.handle, method).remote(*args), timeout=self.call_timeout_s
                 )
+
+    def _score_args(
+        self, image_key: str, image: np.ndarray | None, rest: tuple[Any, ...]
+    ) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
+        """(first-try args, retry args) of a ``score`` call: the first try leaves out an image this client
+        already delivered; the retry always carries it (the actor may have restarted or evicted it)."""
+        full = (image_key, image, *rest)
+        if image is not None and image_key in self._delivered:
+            return (image_key, None, *rest), full
+        return full, full
+
+    def _mark_delivered(self, image_key: str, image: np.ndarray | None) -> None:
+        if image is None:
+            return
+        self._delivered[image_key] = None
+        self._delivered.move_to_end(image_key)
+        while len(self._delivered) > self.spec.cache_size:
+            self._delivered.popitem(last=False)
 
     def _attempts(self, what: str) -> Iterator[_Attempt]:
         """The two tries of one call, for ``for attempt in ...: with attempt: ...; return result``: an
@@ -339,8 +369,11 @@ class SamScorerClient:
         return_logits: bool = False,
     ) -> list[MaskResult]:
         """Blocking call; same contract as :meth:`SamScorer.score`. Raises SamUnavailableError."""
-        args = (image_key, image, list(prompts), out_hw, prompt_hw, multimask, return_logits)
-        return self._call("score", args, f"image {image_key!r}")
+        rest = (list(prompts), out_hw, prompt_hw, multimask, return_logits)
+        args, retry_args = self._score_args(image_key, image, rest)
+        results = self._call("score", args, f"image {image_key!r}", retry_args)
+        self._mark_delivered(image_key, image)
+        return results
 
     async def score_async(
         self,
@@ -353,8 +386,11 @@ class SamScorerClient:
         return_logits: bool = False,
     ) -> list[MaskResult]:
         """Awaitable :meth:`score` for async callers (verl's ``run_single``). Raises SamUnavailableError."""
-        args = (image_key, image, list(prompts), out_hw, prompt_hw, multimask, return_logits)
-        return await self._acall("score", args, f"image {image_key!r}")
+        rest = (list(prompts), out_hw, prompt_hw, multimask, return_logits)
+        args, retry_args = self._score_args(image_key, image, rest)
+        results = await self._acall("score", args, f"image {image_key!r}", retry_args)
+        self._mark_delivered(image_key, image)
+        return results
 
     def stats(self) -> dict[str, Any]:
         """The actor's counters (see :meth:`SamScorerActor.stats`). Raises SamUnavailableError."""

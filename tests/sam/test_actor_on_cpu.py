@@ -95,6 +95,35 @@ def test_two_workers_share_one_scorer(ray_local, spec, scenes):
     ray.kill(handle, no_restart=True)
 
 
+def test_client_ships_each_image_once_and_resends_when_the_actor_lacks_it(ray_local, spec, scenes):
+    name = "scorer-deliver"
+    image = scenes[1].image
+    h, w = image.shape[:2]
+    prompts = [PromptSet.make((5, 5, w - 5, h - 5), [(w / 2, h / 2)], [(8, 8)])]
+    client = SamScorerClient(spec, name=name, namespace=NAMESPACE, call_timeout_s=60, retry_delay_s=0.1)
+    sent: list[object] = []
+    call = client._call
+
+    def spy(method, args, what, retry_args=None):
+        sent.append(args[1])
+        return call(method, args, what, retry_args)
+
+    client._call = spy
+    first = client.score("img-a", image, prompts)
+    again = client.score("img-a", image, prompts)
+    assert sent[0] is image and sent[1] is None  # the second response of the group ships no image
+    assert np.array_equal(first[0].mask, again[0].mask) and client.retries == 0
+
+    # a client that believes "img-b" was delivered (the actor restarted or evicted it) still scores it:
+    # the first try finds no embedding, the retry carries the image
+    stale = SamScorerClient(spec, name=name, namespace=NAMESPACE, call_timeout_s=60, retry_delay_s=0.1)
+    stale._delivered["img-b"] = None
+    recovered = stale.score("img-b", image, prompts)
+    assert stale.retries == 1 and stale.failures == 0
+    assert np.array_equal(recovered[0].mask, first[0].mask)
+    ray.kill(ray.get_actor(name, namespace=NAMESPACE), no_restart=True)
+
+
 def test_killed_scorer_gives_a_retried_call_or_a_logged_zero(ray_local, spec, scenes, caplog):
     name = "scorer-kill"
     Worker = _make_worker_class()
