@@ -11,8 +11,9 @@ calls), so there is no added latency when idle. Ray restarts it if it dies (``ma
 
 :class:`SamScorerClient` is what callers hold: it retries a failed call once (re-resolving the actor by
 name, which also recreates one that is gone for good) and then raises :class:`SamUnavailableError`,
-which reward code turns into a zero score with a logged reason. It always sends the image with the call:
-a restarted actor has an empty cache, and a cached key costs no encode anyway.
+which reward code turns into a zero score with a logged reason. It ships each image once per key
+(later calls send ``image=None``, the actor has the embedding); a retry always carries the image, since a
+restarted actor has an empty cache.
 """
 
 from __future__ import annotations

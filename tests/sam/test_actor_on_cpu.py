@@ -55,9 +55,11 @@ def _make_worker_class():
             res = self.client.score(key, image, prompts)
             return [r.mask.sum() for r in res]
 
-        def score_loop(self, key, image, prompts, n):
+        def score_loop(self, key, image, prompts, n, min_seconds=0.0):
+            """At least ``n`` calls, and calls until ``min_seconds`` have passed."""
             outcomes = []
-            for _ in range(n):
+            start = time.monotonic()
+            while len(outcomes) < n or time.monotonic() - start < min_seconds:
                 try:
                     res = self.client.score(key, image, prompts)
                     outcomes.append(("ok", int(res[0].mask.sum())))
@@ -131,11 +133,14 @@ def test_killed_scorer_gives_a_retried_call_or_a_logged_zero(ray_local, spec, sc
     image = scenes[1].image
     prompts = [PromptSet.make(None, [(30, 30)])]
     first_pid = ray.get(worker.scorer_pid.remote())
-    run = worker.score_loop.remote("img", image, prompts, 60)
+    # the loop keeps calling for 6 s and the kill comes at 1 s, so calls follow the kill whether it lands
+    # mid-call or between calls: each such call meets a dead/restarting actor or (image already delivered)
+    # a restarted one with an empty cache, and must be retried
+    run = worker.score_loop.remote("img", image, prompts, 1, 6.0)
     time.sleep(1.0)
     ray.kill(ray.get_actor(name, namespace=NAMESPACE), no_restart=False)  # Ray restarts it
-    outcomes, retries, failures = ray.get(run, timeout=120)  # the worker did not crash
-    assert len(outcomes) == 60
+    outcomes, retries, failures = ray.get(run, timeout=180)  # the worker did not crash
+    assert len(outcomes) >= 2
     assert {kind for kind, _ in outcomes} <= {"ok", "zero"}
     assert outcomes[-1][0] == "ok"  # the restarted scorer serves again
     assert retries + failures >= 1  # the kill hit a call: it was retried (or scored 0 with a log)
