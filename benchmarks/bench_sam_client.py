@@ -20,29 +20,29 @@ import numpy as np
 
 from benchmarks.bench_sam import RESPONSES_PER_IMAGE, STEP_IMAGES, _responses
 from benchmarks.common import BenchRow, device_name
+from segzero_plus.sam.actor import SamScorerClient, ScorerSpec
 
 NAMESPACE = "segzero_plus_bench"
 SAM_CONFIG = "tiny_test"
 ROUNDS = 2
 
 
-def _clients():
-    """(ours, baseline) client classes that count the image bytes each call carries."""
-    from segzero_plus.sam.actor import SamScorerClient
+class CountingClient(SamScorerClient):
+    """The production client, counting the image bytes each ``score`` call carries."""
 
-    class CountingClient(SamScorerClient):
-        shipped_bytes = 0
+    shipped_bytes = 0
 
-        def _call(self, method, args, what, retry_args=None):
-            if method == "score" and args[1] is not None:
-                self.shipped_bytes += args[1].nbytes
-            return super()._call(method, args, what, retry_args)
+    def _call(self, method, args, what, retry_args=None):
+        if method == "score" and args[1] is not None:
+            self.shipped_bytes += args[1].nbytes
+        return super()._call(method, args, what, retry_args)
 
-    class ShipEveryCallClient(CountingClient):
-        def _mark_delivered(self, image_key, image) -> None:  # never remembers a delivery
-            return None
 
-    return CountingClient, ShipEveryCallClient
+class ShipEveryCallClient(CountingClient):
+    """The baseline: never remembers a delivery, so every call carries the image."""
+
+    def _mark_delivered(self, image_key, image) -> None:
+        return None
 
 
 def _step(client, work) -> float:
@@ -62,7 +62,6 @@ def _step(client, work) -> float:
 def run() -> list[BenchRow]:
     import ray
 
-    from segzero_plus.sam.actor import ScorerSpec
     from segzero_plus.scenes import generate_scenes
     from segzero_plus.tiny_models import ensure_tiny_sam
 
@@ -80,9 +79,8 @@ def run() -> list[BenchRow]:
     if started:
         ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, namespace=NAMESPACE)
     try:
-        ours_cls, baseline_cls = _clients()
-        ours = ours_cls(spec, name="bench-once", namespace=NAMESPACE)
-        baseline = baseline_cls(spec, name="bench-every", namespace=NAMESPACE)
+        ours = CountingClient(spec, name="bench-once", namespace=NAMESPACE)
+        baseline = ShipEveryCallClient(spec, name="bench-every", namespace=NAMESPACE)
         for client in (ours, baseline):  # actor start and model load are not part of the step
             client.ping()
         walls: dict[int, list[float]] = {id(ours): [], id(baseline): []}
