@@ -1,7 +1,9 @@
 """`segzero-plus` console entry point.
 
 Each subcommand lives in its own module, which exposes ``register(subparsers)`` adding one parser whose
-``func`` default takes the parsed ``argparse.Namespace`` and returns an exit code. Modules are imported
+``func`` default takes the parsed ``argparse.Namespace`` and returns an exit code. A
+:class:`segzero_plus.errors.UserError` raised by a subcommand becomes one ``error: ...`` line on stderr
+and exit status 2. Modules are imported
 lazily (only the chosen one), so ``segzero-plus --help`` stays fast and light.
 """
 
@@ -11,6 +13,8 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+
+from segzero_plus.errors import UserError
 
 # subcommand name -> module that registers it
 SUBCOMMANDS: dict[str, str] = {
@@ -47,7 +51,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":
