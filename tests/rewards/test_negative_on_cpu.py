@@ -167,6 +167,23 @@ def test_the_issue_table_before_and_after() -> None:
     assert issue_row(ISSUE_LOOK_ALIKE, strict) == [1.0, 1.0, 1.0, 1.0, 0.5]
 
 
+def test_the_slop_ring_table() -> None:
+    """SAM's mask 3 px larger than the annotation all round (a ring hugging the target) next to the
+    look-alike: without a clearance a negative on the target's edge is paid like one on the look-alike."""
+    ring = rect(97, 97, 303, 303, ISSUE_HW) & ~ISSUE_TARGET
+    negatives = ([], [(302, 200)], [(400, 200)], [(302, 200), (400, 200)])  # none, edge, body, both
+
+    def row(confused, clearance):
+        config = RewardConfig(confused_clearance_px=clearance)
+        box = (100, 100, 300, 300)
+        return [negative_point_reward(n, ISSUE_TARGET, confused, box, config) for n in negatives]
+
+    assert row(ring, 0.0) == [0.5, 1.0, 0.5, 1.0]
+    assert row(ring | ISSUE_LOOK_ALIKE, 0.0) == [0.5, 0.75, 0.75, 1.0]
+    assert row(ring, 8.0) == [1.0, 1.0, 1.0, 1.0]  # the default: the ring is no component
+    assert row(ring | ISSUE_LOOK_ALIKE, 8.0) == [0.5, 0.5, 1.0, 1.0]
+
+
 # ---------------------------------------------------------------------------------------------------
 # The geometry reward's promises, on random look-alike scenes
 # ---------------------------------------------------------------------------------------------------
