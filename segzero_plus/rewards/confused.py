@@ -121,6 +121,7 @@ def confused_components(
     """
     if region is None:
         return EMPTY_COMPONENTS
+    gt_mask, region = np.asarray(gt_mask, dtype=bool), np.asarray(region, dtype=bool)  # no copy if bool
     extent = mask_bbox(region)
     if extent is None:
         return EMPTY_COMPONENTS

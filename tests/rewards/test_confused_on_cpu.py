@@ -180,6 +180,14 @@ def test_a_slop_ring_around_the_target_is_not_a_component() -> None:
     assert comps.count == 1 and comps.label_at(90, 50) == 1 and comps.label_at(71, 50) == 0
 
 
+def test_integer_masks_are_read_as_bool() -> None:
+    region = rect(HW, 110, 40, 200, 59) | rect(HW, 45, 40, 74, 59)  # the second straddles the target
+    as_bool = confused_components(TARGET, region, 50, 16, 0)
+    as_uint8 = confused_components(TARGET.astype(np.uint8), region.astype(np.uint8) * 255, 50, 16, 0)
+    assert as_bool.count == as_uint8.count == 3
+    np.testing.assert_array_equal(as_bool.labels, as_uint8.labels)
+
+
 def test_empty_target_counts_every_component() -> None:
     region = rect(HW, 0, 0, 4, 4) | rect(HW, 200, 80, 239, 99)
     comps = confused_components(np.zeros(HW, bool), region, 0, 16, 8)
