@@ -225,3 +225,21 @@ def test_ray_shards_equal_a_local_run(tmp_path, replay_data, tiny_sam_checkpoint
     recs = _read(tmp_path / "ray" / SAMPLES_FILE)
     assert {r["shard"] for r in recs} == {0, 1} and len(recs) == 9
     assert _stable(recs) == _stable(_read(tmp_path / "local" / SAMPLES_FILE))
+
+
+def test_sam_protocol_is_a_result_setting_with_seg_zeros_default(tmp_path, tiny_qwen_dir):
+    """The CLI defaults to Seg-Zero's protocol (for comparisons with published numbers); the protocol is
+    one of the settings a run directory records and refuses to resume with a different value."""
+    import argparse
+
+    from segzero_plus.evaluation.runner import RESULT_KEYS, add_arguments, config_from_args
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    base = ["--data", "x.parquet", "--out", str(tmp_path / "o"), "--model", str(tiny_qwen_dir)]
+    cfg = config_from_args(parser.parse_args([*base, "--sam-checkpoint", "random"]))
+    assert "sam_protocol" in RESULT_KEYS and cfg.result_settings()["sam_protocol"] == "multimask_best"
+    args = parser.parse_args([*base, "--sam-checkpoint", "random", "--sam-protocol", "single_mask"])
+    assert config_from_args(args).result_settings()["sam_protocol"] == "single_mask"
+    with pytest.raises(SystemExit):
+        parser.parse_args([*base, "--sam-checkpoint", "random", "--sam-protocol", "best"])
