@@ -93,6 +93,8 @@ def test_vllm_backend_request_shape(tiny_qwen_dir, monkeypatch):
     be = VllmBackend(tiny_qwen_dir, settings=GenerationSettings(max_new_tokens=33), tensor_parallel_size=2)
     assert calls["init"]["tensor_parallel_size"] == 2
     assert calls["init"]["limit_mm_per_prompt"] == {"image": 1}
+    # weights from safetensors only, no code from the folder
+    assert calls["init"]["load_format"] == "safetensors" and calls["init"]["trust_remote_code"] is False
     images = [np.zeros((840, 840, 3), np.uint8), np.full((840, 840, 3), 9, np.uint8)]
     out = be.generate(images, ["the red ring", "the blue disc"])
     assert [g.text for g in out] == ["answer 0", "answer 1"]
