@@ -114,6 +114,8 @@ def test_kill9_then_rerun_equals_uninterrupted(tmp_path, replay_data, tiny_sam_c
     )
     assert done.returncode == 0, done.stderr[-2000:]
 
+    # exact, by construction: a resumed chunk is the same computation as in the fresh run (same rows,
+    # same decoder batches, one torch thread in both processes), not a second code path
     m_resumed = json.loads((killed / METRICS_FILE).read_text())
     m_fresh = json.loads((fresh / METRICS_FILE).read_text())
     assert m_resumed["complete"] and m_resumed["n_expected"] == 12
@@ -216,6 +218,8 @@ def test_ray_shards_equal_a_local_run(tmp_path, replay_data, tiny_sam_checkpoint
             torch_threads=1,
         )
 
+    # exact, by construction: a shard evaluates whole chunks exactly as the local run does (same rows,
+    # decoder batches and one torch thread), only in another process
     sharded = run_evaluation(cfg("ray", 2), progress=False)
     local = run_evaluation(cfg("local", 1), progress=False)
     assert sharded["throughput"]["shards"] == 2
