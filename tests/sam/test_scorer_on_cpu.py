@@ -211,7 +211,7 @@ def test_single_prompt_set_shapes(model, image):
     assert res.mask.shape == (h, w) and isinstance(res.iou_pred, float)
     (multi,) = scorer.score("img", None, [PromptSet.make(None, [(w / 2, h / 2)])], multimask=True)
     assert multi.masks.shape == (3, h, w) and multi.iou_preds.shape == (3,)
-    assert np.array_equal(multi.mask, multi.masks[int(np.argmax(multi.iou_preds))])
+    assert np.array_equal(multi.mask, multi.masks[best_mask_index(multi.iou_preds)])
     pred = _reference_predictor(model)
     pred.set_image(image)
     _, iou_ref, _ = _predict_reference(pred, PromptSet.make(None, [(w / 2, h / 2)]), multimask=True)
