@@ -4,8 +4,8 @@ Two ways of computing the same thing (batched vs one-at-a-time decoding, our dec
 ``SAM2ImagePredictor``, one Ray worker vs another, a different thread count or kernel) give float
 results that differ by round-off: SAM logits agree within :data:`SAM_LOGIT_TOL` on CPU in fp32
 (measured < 4e-7). A pixel whose logit is within that distance of 0 may therefore land on either side
-of the mask threshold; random-weight SAM has many such pixels (~1 in 10^4 within 1e-5 of 0 on the
-fixture scenes, and a flip was observed on 3 of 2*10^7 pixels). So a mask comparison across code paths
+of the mask threshold; random-weight SAM has many such pixels (8 in 10^5 within 1e-5 of 0 on the
+fixture scenes; 3 of 2*10^7 pixels flipped between batched and single decoding). So a mask comparison across code paths
 is exact only away from the threshold, and without logits it can only bound the share of pixels that
 differ. What IS exact: recomputing with the same code, inputs, batch composition and thread count on
 one machine, and every pure-data conversion (no floating-point model in the loop).
@@ -20,7 +20,7 @@ SAM_LOGIT_TOL = 1e-5
 
 MAX_FLIPPED_SHARE = 1e-3
 """Largest share of mask pixels allowed to differ between two code paths when no logits are at hand
-(10x the share of random-weight SAM logits within :data:`SAM_LOGIT_TOL` of 0)."""
+(12x the share of random-weight SAM logits within :data:`SAM_LOGIT_TOL` of 0)."""
 
 
 def flips_off_threshold(
