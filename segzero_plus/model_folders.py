@@ -30,7 +30,8 @@ def has_safetensors(folder: str | Path) -> bool:
 
 
 def model_load_kwargs(folder: str | Path) -> dict[str, Any]:
-    """kwargs for ``<ModelClass>.from_pretrained(folder, ...)`` that never unpickle code (module docstring)."""
+    """kwargs for ``<ModelClass>.from_pretrained(folder, ...)`` that never unpickle code (see the module
+    docstring)."""
     return {**NO_REMOTE_CODE, "use_safetensors": has_safetensors(folder), "weights_only": True}
 
 

@@ -209,8 +209,9 @@ def counterfactual_reward(
 
     ``scorer``: a :class:`~segzero_plus.sam.scorer.SamScorer` or a
     :class:`~segzero_plus.sam.actor.SamScorerClient` (same ``score`` signature). Masks are produced
-    directly in the gt frame (``out_hw = gt_mask.shape``) under ``config.sam_protocol``. If the client reports SAM unavailable
-    (after its retry), the sample scores 0 with ``sam_failed`` = 1 and the reason is logged.
+    directly in the gt frame (``out_hw = gt_mask.shape``) under ``config.sam_protocol``. If the client
+    reports SAM unavailable (after its retry), the sample scores 0 with ``sam_failed`` = 1 and the reason
+    is logged.
     """
     from segzero_plus.sam.actor import SamUnavailableError
 
@@ -221,14 +222,7 @@ def counterfactual_reward(
         )
         return counterfactual_terms([empty] * len(prompts), gt_mask, points_neg, config, prompt_hw)
     try:
-        results = scorer.score(
-            image_key,
-            image,
-            prompts,
-            out_hw=tuple(gt_mask.shape),
-            prompt_hw=prompt_hw,
-            protocol=config.sam_protocol,
-        )
+        results = scorer.score(image_key, image, prompts, **_score_options(gt_mask, config, prompt_hw))
     except SamUnavailableError as exc:
         return _unavailable_terms(image_key, exc)
     return counterfactual_terms(results, gt_mask, points_neg, config, prompt_hw)
@@ -269,16 +263,19 @@ async def counterfactual_reward_async(
         )
     try:
         results = await scorer.score_async(
-            image_key,
-            image,
-            prompts,
-            out_hw=tuple(gt_mask.shape),
-            prompt_hw=prompt_hw,
-            protocol=config.sam_protocol,
+            image_key, image, prompts, **_score_options(gt_mask, config, prompt_hw)
         )
     except SamUnavailableError as exc:
         return _unavailable_terms(image_key, exc)
     return counterfactual_terms(results, gt_mask, points_neg, config, prompt_hw)
+
+
+def _score_options(
+    gt_mask: np.ndarray, config: CounterfactualConfig, prompt_hw: tuple[int, int] | None
+) -> dict[str, Any]:
+    """The scorer options of the reward's SAM call: masks in the gt frame, prompts in ``prompt_hw``,
+    the configured protocol."""
+    return {"out_hw": tuple(gt_mask.shape), "prompt_hw": prompt_hw, "protocol": config.sam_protocol}
 
 
 def _unavailable_terms(image_key: str, exc: Exception) -> dict[str, float]:

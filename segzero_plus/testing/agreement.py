@@ -1,14 +1,15 @@
 """What two code paths computing one SAM (or other torch) result can be asked to agree on, in tests.
 
 Two ways of computing the same thing (batched vs one-at-a-time decoding, our decoder calls vs sam2's
-``SAM2ImagePredictor``, one Ray worker vs another, a different thread count or kernel) give float
-results that differ by round-off: SAM logits agree within :data:`SAM_LOGIT_TOL` on CPU in fp32
+``SAM2ImagePredictor``, a left-padded batch vs the prompt alone, another thread count or kernel) give
+float results that differ by round-off: SAM logits agree within :data:`SAM_LOGIT_TOL` on CPU in fp32
 (measured < 4e-7). A pixel whose logit is within that distance of 0 may therefore land on either side
 of the mask threshold; random-weight SAM has many such pixels (8 in 10^5 within 1e-5 of 0 on the
-fixture scenes; 3 of 2*10^7 pixels flipped between batched and single decoding). So a mask comparison across code paths
-is exact only away from the threshold, and without logits it can only bound the share of pixels that
-differ. What IS exact: recomputing with the same code, inputs, batch composition and thread count on
-one machine, and every pure-data conversion (no floating-point model in the loop).
+fixture scenes; 3 of 2*10^7 pixels flipped between batched and single decoding). So a mask comparison
+across code paths is exact only away from the threshold, and without logits it can only bound the
+share of pixels that differ. What IS exact: recomputing with the same code, inputs, batch composition
+and thread count on one machine (in another process too: a Ray worker, a resumed run), and every
+pure-data conversion (no floating-point model in the loop).
 """
 
 from __future__ import annotations
