@@ -7,6 +7,7 @@ default), the Qwen2.5-VL chat template with the generation prompt, greedy decodi
 
 - :class:`TransformersBackend`: ``AutoProcessor`` + ``Qwen2_5_VLForConditionalGeneration``; a batch is one
   ``generate`` call with LEFT padding (right padding changes the results of a decoder-only model).
+  Both backends load the folder without running code from it (:mod:`segzero_plus.model_folders`).
 - :class:`VllmBackend`: ``vllm.LLM(...).generate`` with ``multi_modal_data``; vLLM schedules the batch
   itself (continuous batching); tensor parallel through ``tensor_parallel_size``, data parallel through
   :mod:`segzero_plus.evaluation.sharding` (one backend per Ray actor). vLLM is imported lazily.
@@ -24,6 +25,12 @@ from typing import Any, Protocol
 import numpy as np
 
 from segzero_plus.devices import resolve_device
+from segzero_plus.model_folders import (
+    NO_REMOTE_CODE,
+    UnsafeCheckpointError,
+    load_pretrained_model,
+    vllm_load_format,
+)
 from segzero_plus.prompts import get_template
 
 BACKENDS: tuple[str, ...] = ("transformers", "vllm", "replay")
@@ -161,9 +168,11 @@ class TransformersBackend(_ChatModelBackend):
         if dtype == "auto":
             dtype = "bfloat16" if self.device.startswith("cuda") else "float32"
         try:
-            self.processor = AutoProcessor.from_pretrained(path)
-            self.model = Qwen2_5_VLForConditionalGeneration.from_pretrained(path, dtype=getattr(torch, dtype))
-        except (OSError, ValueError) as exc:
+            self.processor = AutoProcessor.from_pretrained(path, **NO_REMOTE_CODE)
+            self.model = load_pretrained_model(
+                Qwen2_5_VLForConditionalGeneration, path, dtype=getattr(torch, dtype)
+            )
+        except (OSError, ValueError, UnsafeCheckpointError) as exc:
             raise BackendError(f"cannot load the model in {path}: {exc}") from exc
         self.model.to(self.device).eval()
         tok = self.processor.tokenizer
@@ -245,9 +254,11 @@ class VllmBackend(_ChatModelBackend):
             raise BackendError("the vllm backend needs the `vllm` package (GPU profile, see README)") from exc
         from transformers import AutoProcessor
 
-        self.processor = AutoProcessor.from_pretrained(path)
+        self.processor = AutoProcessor.from_pretrained(path, **NO_REMOTE_CODE)
         self.llm = vllm.LLM(
             model=str(path),
+            load_format=vllm_load_format(path),
+            **NO_REMOTE_CODE,
             tensor_parallel_size=int(tensor_parallel_size),
             gpu_memory_utilization=float(gpu_memory_utilization),
             max_model_len=int(max_model_len),

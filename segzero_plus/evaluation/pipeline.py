@@ -8,7 +8,8 @@ positive points (label 1) + negative points (label 0). SAM's mask comes out at t
 
 Per image there is ONE encode (the scorer's embedding cache, keyed by dataset and image id); the
 prompt sets of a batch (the answer, the answer without its negatives, the ground-truth prompts) are
-decoded together in batched decoder calls.
+decoded together in batched decoder calls, all under one SAM protocol (``multimask_best`` by default,
+Seg-Zero's evaluation: the best-scored of SAM's three masks; see :mod:`segzero_plus.sam.protocol`).
 
 Nothing is dropped: an undecodable image, an unparseable answer, a generation or SAM error, or an empty
 mask becomes a record with a ``failure`` reason, ``I = 0`` and ``U = |gt \\ ignore|``.
@@ -36,6 +37,7 @@ from segzero_plus.geometry import (
 from segzero_plus.masks import decode_rle, encode_rle
 from segzero_plus.metrics import FAIL_GENERATION, FAIL_IMAGE, FAIL_SAM, FAIL_UNPARSEABLE, score_sample
 from segzero_plus.parsing import Answer, parse_answer
+from segzero_plus.sam.protocol import PUBLISHED_PROTOCOL, check_protocol
 
 Frame = tuple[int, int]
 
@@ -156,6 +158,8 @@ class Evaluator:
         resize: MODEL frame: (height, width) squash, "smart" (Qwen's smart_resize) or None (original).
         diagnostics: also decode the answer without its negatives and the ground-truth prompts.
         store_masks: put the predicted masks (RLE) in the records (needed by the gallery).
+        sam_protocol: how SAM's one mask per prompt set is chosen
+            (:data:`segzero_plus.sam.protocol.SAM_PROTOCOLS`), for the answer and the diagnostics alike.
     """
 
     def __init__(
@@ -165,12 +169,14 @@ class Evaluator:
         resize: tuple[int, int] | str | None = (840, 840),
         diagnostics: bool = True,
         store_masks: bool = True,
+        sam_protocol: str = PUBLISHED_PROTOCOL,
     ) -> None:
         self.backend = backend
         self.scorer = scorer
         self.resize = resize
         self.diagnostics = diagnostics
         self.store_masks = store_masks
+        self.sam_protocol = check_protocol(sam_protocol)
 
     def _model_image(self, image: np.ndarray) -> np.ndarray:
         from segzero_plus.data.images import model_size, resize_image
@@ -273,7 +279,7 @@ class Evaluator:
                 kinds.append("gt_prompt")
             records[s.id] = rec
             if sets:
-                requests.append(ScoreRequest(image_key=s.image_key, image=s.image, prompts=sets))
+                requests.append(ScoreRequest(s.image_key, s.image, sets, protocol=self.sam_protocol))
                 owners.append((s, kinds))
         t_parse = time.perf_counter()
         timings = {"prepare": t_prep - t0, "generate": t_gen - t_prep, "parse": t_parse - t_gen}

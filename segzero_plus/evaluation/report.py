@@ -5,9 +5,13 @@ method (one row), their splits side by side. Tables:
 
 1. the plan's headline form ``| Method | RefCOCOg | ReasonSeg |`` (+ a column per other dataset), with
    the metric each benchmark is published with: cIoU on RefCOCO/+/g (testA / test), gIoU on ReasonSeg
-   test (other datasets: gIoU on test, else val);
-2. per split: n, gIoU, cIoU, failures by reason, the test-time diagnostics (gIoU without the predicted
-   negatives and the gain from them, SAM with ground-truth prompts) and the strict-format rate.
+   test (other datasets: gIoU on test, else val), and the SAM protocol that produced the row's numbers;
+2. per split: n, gIoU, cIoU, the SAM protocol, failures by reason, the test-time diagnostics (gIoU
+   without the predicted negatives and the gain from them, SAM with ground-truth prompts) and the
+   strict-format rate.
+
+Numbers are comparable with published Seg-Zero results only under its protocol (``multimask_best``);
+a cell produced under another one is marked.
 
 Options also write an HTML gallery per run (:mod:`.gallery`) and training curves (:mod:`.curves`).
 """
@@ -24,6 +28,11 @@ from pathlib import Path
 from typing import Any
 
 from segzero_plus.evaluation.runner import METRICS_FILE
+from segzero_plus.sam.protocol import PUBLISHED_PROTOCOL, SINGLE_MASK
+
+LEGACY_PROTOCOL = SINGLE_MASK
+"""The SAM protocol of runs whose metrics.json predates the ``sam_protocol`` setting (they decoded
+SAM's single-mask output)."""
 
 HEADLINE_FAMILIES: tuple[str, ...] = ("RefCOCOg", "ReasonSeg")
 """Columns the headline table always has (the plan's form), even when no run covers them."""
@@ -63,6 +72,7 @@ class SplitResult:
     metrics: dict[str, Any]
     complete: bool
     run_dir: str
+    sam_protocol: str = PUBLISHED_PROTOCOL
 
     @property
     def family(self) -> str:
@@ -91,10 +101,11 @@ def load_results(run_dirs: Sequence[Path]) -> list[SplitResult]:
     for run in run_dirs:
         m = json.loads((run / METRICS_FILE).read_text())
         name = m.get("name") or run.name
+        protocol = (m.get("config") or {}).get("sam_protocol") or LEGACY_PROTOCOL
         for key, sm in m["by_split"].items():
             ds, _, split = key.rpartition("/")
             table[(name, ds, split)] = SplitResult(
-                name, ds, split, sm, bool(m.get("complete", True)), str(run)
+                name, ds, split, sm, bool(m.get("complete", True)), str(run), protocol
             )
     return list(table.values())
 
@@ -119,7 +130,8 @@ def _pick(rs: list[SplitResult]) -> SplitResult:
 
 
 def headline_table(results: Sequence[SplitResult]) -> str:
-    """The plan's ``| Method | RefCOCOg | ReasonSeg |`` table (+ other datasets), best value in bold."""
+    """The plan's ``| Method | RefCOCOg | ReasonSeg |`` table (+ other datasets and the SAM protocol of the
+    row's numbers), best value in bold; a cell not produced under the published protocol is marked †."""
     methods = list(dict.fromkeys(r.method for r in results))
     families = list(HEADLINE_FAMILIES) + sorted({r.family for r in results} - set(HEADLINE_FAMILIES))
     header, cells, best = ["Method"], {}, {}
@@ -135,38 +147,46 @@ def headline_table(results: Sequence[SplitResult]) -> str:
             if rs:
                 r = _pick(rs)
                 v = r.metrics[metric]
-                cells[(method, fam)] = (v, r.complete, r.metrics["n"], r.metrics["failures"])
+                cells[(method, fam)] = (v, r.complete, r.sam_protocol)
                 if not math.isnan(v):
                     best[fam] = max(best.get(fam, -1.0), v)
+    header.append("SAM protocol")
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    notes = False
+    notes: set[str] = set()
     for method in methods:
-        row = [method]
+        row, protocols = [method], set()
         for fam in families:
             c = cells.get((method, fam))
             if c is None:
                 row.append("—")
                 continue
-            v, complete, _, _ = c
+            v, complete, protocol = c
+            protocols.add(protocol)
             text = _pct(v)
             if not complete:
                 text += "*"
-                notes = True
+                notes.add("\n\\* incomplete run: not every sample of the split has been evaluated yet.")
+            if protocol != PUBLISHED_PROTOCOL:
+                text += "†"
+                notes.add(
+                    f"\n† SAM protocol other than Seg-Zero's ({PUBLISHED_PROTOCOL}): not comparable with "
+                    "published numbers."
+                )
             if v == best.get(fam) and len(methods) > 1:
                 text = f"**{text}**"
             row.append(text)
+        row.append(", ".join(sorted(protocols)) or "—")
         lines.append("| " + " | ".join(row) + " |")
-    if notes:
-        lines.append("\n\\* incomplete run: not every sample of the split has been evaluated yet.")
+    lines.extend(sorted(notes))
     return "\n".join(lines)
 
 
 def split_table(results: Sequence[SplitResult]) -> str:
     """Per-split details with failures by reason and the test-time diagnostics (percent)."""
     lines = [
-        "| Method | Dataset / split | n | gIoU | cIoU | failures (by reason) | gIoU w/o negatives | "
-        "IoU gain from negatives (samples) | GT-prompt gIoU | strict format |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| Method | Dataset / split | SAM protocol | n | gIoU | cIoU | failures (by reason) | "
+        "gIoU w/o negatives | IoU gain from negatives (samples) | GT-prompt gIoU | strict format |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in sorted(results, key=lambda r: (r.family, r.data_source, r.split, r.method)):
         m = r.metrics
@@ -187,7 +207,7 @@ def split_table(results: Sequence[SplitResult]) -> str:
         gtp = m.get("gt_prompt") or {}
         n = f"{m['n']}" + ("" if r.complete else "*")
         lines.append(
-            f"| {r.method} | {r.data_source} / {r.split} | {n} | {_pct(m['gIoU'], 2)} | {_pct(m['cIoU'], 2)} | {fails} | "
+            f"| {r.method} | {r.data_source} / {r.split} | {r.sam_protocol} | {n} | {_pct(m['gIoU'], 2)} | {_pct(m['cIoU'], 2)} | {fails} | "
             f"{_pct(noneg.get('gIoU'), 2)} | {gain} | {_pct(gtp.get('gIoU'), 2)} | {_pct(m.get('strict_format_rate'), 1)}% |"
         )
     return "\n".join(lines)
@@ -206,7 +226,10 @@ def render_report(run_dirs: Sequence[str | Path], title: str = "Seg-Zero++ resul
         "Diagnostics: *gIoU w/o negatives* re-runs SAM on the same answers without their negative points; "
         "*IoU gain* is the mean IoU change from the negatives over the samples that predicted any; "
         "*GT-prompt gIoU* prompts SAM with the ground-truth box and two inscribed-circle points (the prompt "
-        "upper bound of the mask decoder).\n"
+        "upper bound of the mask decoder). *SAM protocol*: how SAM's mask was chosen, "
+        f"{PUBLISHED_PROTOCOL} (the best-scored of its three masks, as Seg-Zero's evaluation: the protocol "
+        "of published numbers) or single_mask (SAM2's single-mask output); every number of a row, "
+        "diagnostics included, comes from that protocol.\n"
     )
 
 

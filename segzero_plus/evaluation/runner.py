@@ -28,6 +28,7 @@ from typing import Any
 
 from segzero_plus.evaluation.store import ChunkStore, chunk_ids
 from segzero_plus.evaluation.summary import format_summary, summarize_run
+from segzero_plus.sam.protocol import PUBLISHED_PROTOCOL, SAM_PROTOCOLS
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +43,7 @@ RESULT_KEYS: tuple[str, ...] = (
     "sam_config",
     "sam_checkpoint",
     "sam_seed",
+    "sam_protocol",
     "resize",
     "max_new_tokens",
     "temperature",
@@ -61,7 +63,9 @@ class EvalConfig:
     """Everything an evaluation run needs. Paths are resolved to absolute paths by :meth:`resolved`.
 
     ``sam_checkpoint`` None means deterministic random SAM2 weights from ``sam_seed`` (tests, demo,
-    throughput checks only). ``resize``: "HxW" squash (training: "840x840"), "smart" or "none".
+    throughput checks only). ``sam_protocol``: how SAM's mask is chosen
+    (:data:`segzero_plus.sam.protocol.SAM_PROTOCOLS`; default Seg-Zero's, for tables compared with
+    published results). ``resize``: "HxW" squash (training: "840x840"), "smart" or "none".
     """
 
     data: list[str]
@@ -72,6 +76,7 @@ class EvalConfig:
     sam_config: str = "sam2.1_hiera_l"
     sam_checkpoint: str | None = None
     sam_seed: int = 0
+    sam_protocol: str = PUBLISHED_PROTOCOL
     resize: str = "840x840"
     max_new_tokens: int = 1024
     temperature: float = 0.0
@@ -155,6 +160,7 @@ def build_evaluator(cfg: EvalConfig, backend: Any = None) -> Any:
         resize=parse_resize(cfg.resize),
         diagnostics=cfg.diagnostics,
         store_masks=cfg.store_masks,
+        sam_protocol=cfg.sam_protocol,
     )
 
 
@@ -401,6 +407,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--sam-config", default="sam2.1_hiera_l")
     p.add_argument(
+        "--sam-protocol",
+        choices=SAM_PROTOCOLS,
+        default=PUBLISHED_PROTOCOL,
+        help="how SAM's mask is chosen: multimask_best (default: best-scored of 3 masks, as Seg-Zero's "
+        "evaluation, for comparisons with published numbers) or single_mask (SAM2's single-mask output)",
+    )
+    p.add_argument(
         "--resize", default="840x840", help="MODEL frame: HxW squash (training: 840x840), smart, none"
     )
     p.add_argument(
@@ -480,6 +493,7 @@ def config_from_args(args: argparse.Namespace) -> EvalConfig:
         template=args.template,
         sam_config=args.sam_config,
         sam_checkpoint=sam_ckpt,
+        sam_protocol=args.sam_protocol,
         resize=args.resize,
         max_new_tokens=args.max_new_tokens,
         temperature=args.temperature,

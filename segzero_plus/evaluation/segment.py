@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from segzero_plus.sam.protocol import PUBLISHED_PROTOCOL, SAM_PROTOCOLS
+
 
 class SegmentError(RuntimeError):
     """A problem with the inputs of ``segment`` (reported as one line)."""
@@ -56,8 +58,10 @@ def segment_image(
     scorer: Any,
     resize: tuple[int, int] | str | None = (840, 840),
     response: str | None = None,
+    sam_protocol: str = PUBLISHED_PROTOCOL,
 ) -> Segmentation:
-    """Generate (unless ``response`` is given), parse, map to original pixels, run SAM2 once."""
+    """Generate (unless ``response`` is given), parse, map to original pixels, run SAM2 once (its mask
+    chosen by ``sam_protocol``, :data:`segzero_plus.sam.protocol.SAM_PROTOCOLS`)."""
     from segzero_plus.data.images import model_size, resize_image
     from segzero_plus.evaluation.pipeline import answer_prompts
     from segzero_plus.parsing import parse_answer
@@ -75,7 +79,10 @@ def segment_image(
         )
     o = prompts["original"]
     result = scorer.score(
-        stable_image_key(image), image, [PromptSet.make(o["bbox"], o["points_pos"], o["points_neg"])]
+        stable_image_key(image),
+        image,
+        [PromptSet.make(o["bbox"], o["points_pos"], o["points_neg"])],
+        protocol=sam_protocol,
     )[0]
     mask = result.mask
     return Segmentation(
@@ -94,6 +101,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--sam", default=None, help="SAM2 checkpoint (default: random-weight hiera_t, demo only)")
     p.add_argument("--sam-config", default=None, help="SAM2 config (default sam2.1_hiera_l with --sam)")
+    p.add_argument(
+        "--sam-protocol",
+        choices=SAM_PROTOCOLS,
+        default=PUBLISHED_PROTOCOL,
+        help="how SAM's mask is chosen (default multimask_best, as Seg-Zero's evaluation)",
+    )
     p.add_argument("--template", default="negative_point")
     p.add_argument("--resize", default="840x840", help="MODEL frame: HxW squash (training), smart, none")
     p.add_argument("--max-new-tokens", type=int, default=1024)
@@ -173,7 +186,15 @@ def _run(args: argparse.Namespace) -> int:
     except (SamCheckpointError, ValueError) as exc:
         raise SegmentError(str(exc).splitlines()[0]) from None
 
-    seg = segment_image(image, args.query, backend, scorer, resize=resize, response=args.answer)
+    seg = segment_image(
+        image,
+        args.query,
+        backend,
+        scorer,
+        resize=resize,
+        response=args.answer,
+        sam_protocol=args.sam_protocol,
+    )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     stem = Path(args.image).stem

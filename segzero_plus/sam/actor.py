@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from segzero_plus.devices import resolve_device
+from segzero_plus.sam.protocol import SINGLE_MASK
 from segzero_plus.sam.scorer import MaskResult, PromptSet, ScoreRequest
 
 logger = logging.getLogger(__name__)
@@ -104,9 +105,12 @@ class SamScorerActor:
         prompt_hw: tuple[int, int] | None = None,
         multimask: bool = False,
         return_logits: bool = False,
+        protocol: str = SINGLE_MASK,
     ) -> list[MaskResult]:
         """Same contract as :meth:`SamScorer.score`; concurrent calls are batched together."""
-        req = ScoreRequest(image_key, image, list(prompts), out_hw, prompt_hw, multimask, return_logits)
+        req = ScoreRequest(
+            image_key, image, list(prompts), out_hw, prompt_hw, multimask, return_logits, protocol
+        )
         loop = asyncio.get_running_loop()
         fut: asyncio.Future = loop.create_future()
         self._pending.append((req, fut))
@@ -368,9 +372,10 @@ class SamScorerClient:
         prompt_hw: tuple[int, int] | None = None,
         multimask: bool = False,
         return_logits: bool = False,
+        protocol: str = SINGLE_MASK,
     ) -> list[MaskResult]:
         """Blocking call; same contract as :meth:`SamScorer.score`. Raises SamUnavailableError."""
-        rest = (list(prompts), out_hw, prompt_hw, multimask, return_logits)
+        rest = (list(prompts), out_hw, prompt_hw, multimask, return_logits, protocol)
         args, retry_args = self._score_args(image_key, image, rest)
         results = self._call("score", args, f"image {image_key!r}", retry_args)
         self._mark_delivered(image_key, image)
@@ -385,9 +390,10 @@ class SamScorerClient:
         prompt_hw: tuple[int, int] | None = None,
         multimask: bool = False,
         return_logits: bool = False,
+        protocol: str = SINGLE_MASK,
     ) -> list[MaskResult]:
         """Awaitable :meth:`score` for async callers (verl's ``run_single``). Raises SamUnavailableError."""
-        rest = (list(prompts), out_hw, prompt_hw, multimask, return_logits)
+        rest = (list(prompts), out_hw, prompt_hw, multimask, return_logits, protocol)
         args, retry_args = self._score_args(image_key, image, rest)
         results = await self._acall("score", args, f"image {image_key!r}", retry_args)
         self._mark_delivered(image_key, image)

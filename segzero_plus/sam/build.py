@@ -185,7 +185,9 @@ def build_sam2_model(
 def write_random_checkpoint(path: str | Path, config_name: str, seed: int = 0) -> Path:
     """Save the random-weight model of ``config_name``/``seed`` as ``{"model": state_dict}``.
 
-    The file is byte-identical for the same config and seed. Written atomically (temp file + rename).
+    The file is byte-identical for the same config and seed on one kind of CPU; not across kinds: torch's
+    random initialisation draws other numbers with its AVX2/AVX-512 kernels than without (measured on
+    tiny_test, seed 0). Written atomically (temp file + rename).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from segzero_plus.sam.protocol import PUBLISHED_PROTOCOL, check_protocol
 from segzero_plus.sam.scorer import MaskResult, PromptSet
 
 logger = logging.getLogger(__name__)
@@ -63,6 +64,9 @@ class CounterfactualConfig:
         leave_one_out: credit each negative by leave-one-out (|N| extra decodes per response).
         mask_iou: "off", "continuous" (IoU of m_full) or "tiers" (step function, see ``iou_tiers``).
         iou_tiers: (threshold, value) pairs; the value of the highest threshold <= IoU, else 0.
+        sam_protocol: how SAM's one mask per prompt set is chosen
+            (:data:`segzero_plus.sam.protocol.SAM_PROTOCOLS`); the default is the protocol evaluation
+            uses for published comparisons, so the reward pays for the masks the evaluation measures.
     """
 
     gain_scale: float = 5.0
@@ -71,8 +75,10 @@ class CounterfactualConfig:
     leave_one_out: bool = False
     mask_iou: str = "off"
     iou_tiers: tuple[tuple[float, float], ...] = ((0.5, 0.25), (0.7, 0.5), (0.8, 0.75), (0.9, 1.0))
+    sam_protocol: str = PUBLISHED_PROTOCOL
 
     def __post_init__(self) -> None:
+        check_protocol(self.sam_protocol)
         if self.mask_iou not in ("off", "continuous", "tiers"):
             raise ValueError(f"mask_iou must be 'off', 'continuous' or 'tiers', got {self.mask_iou!r}")
         if self.gain_clip < 0 or self.inside_penalty < 0:
@@ -206,8 +212,9 @@ def counterfactual_reward(
 
     ``scorer``: a :class:`~segzero_plus.sam.scorer.SamScorer` or a
     :class:`~segzero_plus.sam.actor.SamScorerClient` (same ``score`` signature). Masks are produced
-    directly in the gt frame (``out_hw = gt_mask.shape``). If the client reports SAM unavailable
-    (after its retry), the sample scores 0 with ``sam_failed`` = 1 and the reason is logged.
+    directly in the gt frame (``out_hw = gt_mask.shape``) under ``config.sam_protocol``. If the client
+    reports SAM unavailable (after its retry), the sample scores 0 with ``sam_failed`` = 1 and the reason
+    is logged.
     """
     from segzero_plus.sam.actor import SamUnavailableError
 
@@ -218,7 +225,7 @@ def counterfactual_reward(
         )
         return counterfactual_terms([empty] * len(prompts), gt_mask, points_neg, config, prompt_hw)
     try:
-        results = scorer.score(image_key, image, prompts, out_hw=tuple(gt_mask.shape), prompt_hw=prompt_hw)
+        results = scorer.score(image_key, image, prompts, **_score_options(gt_mask, config, prompt_hw))
     except SamUnavailableError as exc:
         return _unavailable_terms(image_key, exc)
     return counterfactual_terms(results, gt_mask, points_neg, config, prompt_hw)
@@ -259,11 +266,19 @@ async def counterfactual_reward_async(
         )
     try:
         results = await scorer.score_async(
-            image_key, image, prompts, out_hw=tuple(gt_mask.shape), prompt_hw=prompt_hw
+            image_key, image, prompts, **_score_options(gt_mask, config, prompt_hw)
         )
     except SamUnavailableError as exc:
         return _unavailable_terms(image_key, exc)
     return counterfactual_terms(results, gt_mask, points_neg, config, prompt_hw)
+
+
+def _score_options(
+    gt_mask: np.ndarray, config: CounterfactualConfig, prompt_hw: tuple[int, int] | None
+) -> dict[str, Any]:
+    """The scorer options of the reward's SAM call: masks in the gt frame, prompts in ``prompt_hw``,
+    the configured protocol."""
+    return {"out_hw": tuple(gt_mask.shape), "prompt_hw": prompt_hw, "protocol": config.sam_protocol}
 
 
 def _unavailable_terms(image_key: str, exc: Exception) -> dict[str, float]:

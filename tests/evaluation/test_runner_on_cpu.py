@@ -114,6 +114,8 @@ def test_kill9_then_rerun_equals_uninterrupted(tmp_path, replay_data, tiny_sam_c
     )
     assert done.returncode == 0, done.stderr[-2000:]
 
+    # exact, by construction: a resumed chunk is the same computation as in the fresh run (same rows,
+    # same decoder batches, one torch thread in both processes), not a second code path
     m_resumed = json.loads((killed / METRICS_FILE).read_text())
     m_fresh = json.loads((fresh / METRICS_FILE).read_text())
     assert m_resumed["complete"] and m_resumed["n_expected"] == 12
@@ -216,6 +218,8 @@ def test_ray_shards_equal_a_local_run(tmp_path, replay_data, tiny_sam_checkpoint
             torch_threads=1,
         )
 
+    # exact, by construction: a shard evaluates whole chunks exactly as the local run does (same rows,
+    # decoder batches and one torch thread), only in another process
     sharded = run_evaluation(cfg("ray", 2), progress=False)
     local = run_evaluation(cfg("local", 1), progress=False)
     assert sharded["throughput"]["shards"] == 2
@@ -225,3 +229,21 @@ def test_ray_shards_equal_a_local_run(tmp_path, replay_data, tiny_sam_checkpoint
     recs = _read(tmp_path / "ray" / SAMPLES_FILE)
     assert {r["shard"] for r in recs} == {0, 1} and len(recs) == 9
     assert _stable(recs) == _stable(_read(tmp_path / "local" / SAMPLES_FILE))
+
+
+def test_sam_protocol_is_a_result_setting_with_seg_zeros_default(tmp_path, tiny_qwen_dir):
+    """The CLI defaults to Seg-Zero's protocol (for comparisons with published numbers); the protocol is
+    one of the settings a run directory records and refuses to resume with a different value."""
+    import argparse
+
+    from segzero_plus.evaluation.runner import RESULT_KEYS, add_arguments, config_from_args
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    base = ["--data", "x.parquet", "--out", str(tmp_path / "o"), "--model", str(tiny_qwen_dir)]
+    cfg = config_from_args(parser.parse_args([*base, "--sam-checkpoint", "random"]))
+    assert "sam_protocol" in RESULT_KEYS and cfg.result_settings()["sam_protocol"] == "multimask_best"
+    args = parser.parse_args([*base, "--sam-checkpoint", "random", "--sam-protocol", "single_mask"])
+    assert config_from_args(args).result_settings()["sam_protocol"] == "single_mask"
+    with pytest.raises(SystemExit):
+        parser.parse_args([*base, "--sam-checkpoint", "random", "--sam-protocol", "best"])

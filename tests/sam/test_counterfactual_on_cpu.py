@@ -221,3 +221,35 @@ def test_async_variant_matches(tiny_sam_checkpoint, scenes):
             raise SamUnavailableError("gone")
 
     assert asyncio.run(counterfactual_reward_async(DownClient(), *args))["sam_failed"] == 1.0
+
+
+def test_the_reward_asks_sam_under_the_configured_protocol(tiny_sam_checkpoint, scenes):
+    """The SAM calls of the reward use ``config.sam_protocol`` (default: the evaluation's multimask_best),
+    sync and async alike, and the terms are those of masks chosen under that protocol."""
+    import asyncio
+
+    from segzero_plus.sam.counterfactual import counterfactual_reward_async
+    from segzero_plus.sam.protocol import MULTIMASK_BEST, SINGLE_MASK
+
+    config_name, path = tiny_sam_checkpoint
+    scorer = SamScorer(build_sam2_model(config_name, path))
+    seen: list[str] = []
+
+    class Spy:
+        def score(self, *args, protocol, **kwargs):
+            seen.append(protocol)
+            return scorer.score(*args, protocol=protocol, **kwargs)
+
+    scene = scenes[2]
+    args = (scene.scene_id, scene.image, (20, 20, 200, 150), [(60, 60)], [(10, 10)], scene.target_mask)
+    assert CounterfactualConfig().sam_protocol == MULTIMASK_BEST
+    best = counterfactual_reward(Spy(), *args)
+    single = counterfactual_reward(Spy(), *args, CounterfactualConfig(sam_protocol=SINGLE_MASK))
+    asyncio.run(counterfactual_reward_async(Spy(), *args, CounterfactualConfig(sam_protocol=SINGLE_MASK)))
+    assert seen == [MULTIMASK_BEST, SINGLE_MASK, SINGLE_MASK]
+    full, _ = counterfactual_prompts(*args[2:5])
+    (direct,) = scorer.score(scene.scene_id, None, [full], protocol=MULTIMASK_BEST)
+    assert best["iou_full"] == mask_iou(direct.mask, scene.target_mask)  # same code, batch and threads
+    assert set(best) == set(single) == set(TERM_KEYS)
+    with pytest.raises(ValueError, match="unknown SAM protocol"):
+        CounterfactualConfig(sam_protocol="best")
