@@ -24,12 +24,13 @@ from typing import Any, Protocol
 import numpy as np
 
 from segzero_plus.devices import resolve_device
+from segzero_plus.errors import UserError
 from segzero_plus.prompts import get_template
 
 BACKENDS: tuple[str, ...] = ("transformers", "vllm", "replay")
 
 
-class BackendError(RuntimeError):
+class BackendError(UserError, RuntimeError):
     """A backend that cannot be built (missing package, missing or unreadable model folder)."""
 
 

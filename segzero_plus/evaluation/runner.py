@@ -52,7 +52,7 @@ RESULT_KEYS: tuple[str, ...] = (
 """Settings that change a run's results; a run directory refuses to resume with different values."""
 
 
-class RunError(RuntimeError):
+class RunError(UserError, RuntimeError):
     """A run that cannot start (bad paths, settings that conflict with the run directory)."""
 
 
