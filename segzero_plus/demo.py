@@ -203,6 +203,7 @@ def run_demo(
             config_name=config_name,
             checkpoint=ckpt,
             device="cpu",
+            remine=True,
             overwrite=True,
             progress=False,
         )

@@ -216,5 +216,5 @@ def test_cli_mine_confused(tiny_sam_checkpoint, scenes, tmp_path, capsys):
     assert '"coverage"' in capsys.readouterr().out
     regions = json.loads(pq.read_table(out).column("confused_regions")[0].as_py())
     assert regions["stats"]["n_probe_points"] == 0 and not decode_rle(regions["sampled"]).any()
-    with pytest.raises(SystemExit):
-        main(["mine-confused", "--input", str(src)])  # no checkpoint and no --random-weights
+    assert main(["mine-confused", "--input", str(src)]) == 2  # no checkpoint and no --random-weights
+    assert "--sam-checkpoint is required" in capsys.readouterr().err
