@@ -106,4 +106,6 @@ def get_template(name: str) -> PromptTemplate:
     try:
         return TEMPLATES[name]
     except (KeyError, TypeError):
-        raise UnknownTemplateError(f"unknown prompt template {name!r}; valid names: {sorted(TEMPLATES)}") from None
+        raise UnknownTemplateError(
+            f"unknown prompt template {name!r}; valid names: {sorted(TEMPLATES)}"
+        ) from None

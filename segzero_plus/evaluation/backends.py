@@ -164,8 +164,11 @@ class TransformersBackend(_ChatModelBackend):
         try:
             self.processor = AutoProcessor.from_pretrained(path)
             self.model = Qwen2_5_VLForConditionalGeneration.from_pretrained(path, dtype=getattr(torch, dtype))
-        except (OSError, ValueError) as exc:
-            raise BackendError(f"cannot load the model in {path}: {exc}") from exc
+        except Exception as exc:  # truncated weights, a broken config: loaders raise many types
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            raise BackendError(
+                f"cannot load the model in {path} ({type(exc).__name__}: {first}); check or re-download it"
+            ) from exc
         self.model.to(self.device).eval()
         tok = self.processor.tokenizer
         tok.padding_side = "left"  # decoder-only batching: pad on the left, always
@@ -305,13 +308,17 @@ class ReplayBackend:
         import json
 
         self.responses = {}
-        for line in path.read_text().splitlines():
+        try:
+            lines = path.read_bytes().decode("utf-8", errors="replace").splitlines()
+        except OSError as exc:
+            raise BackendError(f"cannot read the responses file {path}: {exc.strerror}") from None
+        for line in lines:
             if line.strip():
                 try:
                     rec = json.loads(line)
                 except ValueError:
-                    continue  # a torn last line of a run's samples.jsonl
-                if rec.get("response") is not None:
+                    continue  # a torn or corrupt line: its sample has no response (counted unparseable)
+                if isinstance(rec, dict) and rec.get("id") is not None and rec.get("response") is not None:
                     self.responses[str(rec["id"])] = str(rec["response"])
 
     def generate(

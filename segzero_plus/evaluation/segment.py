@@ -12,15 +12,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from segzero_plus.errors import UserError
 
-class SegmentError(RuntimeError):
+
+class SegmentError(UserError, RuntimeError):
     """A problem with the inputs of ``segment`` (reported as one line)."""
 
 
@@ -37,12 +38,13 @@ class Segmentation:
 
 
 def load_image(path: str | Path) -> np.ndarray:
-    """(H, W, 3) uint8 RGB of an image file (grayscale/RGBA/palette converted); SegmentError otherwise."""
+    """(H, W, 3) uint8 RGB of an image file (any mode, see ``data.images.decode_image``); SegmentError
+    for a missing, unreadable, undecodable or oversized image."""
     from segzero_plus.data.images import ImageDecodeError, decode_image
 
     p = Path(path)
     if not p.is_file():
-        raise SegmentError(f"image not found: {p}")
+        raise SegmentError(f"image not found: {p}" + (" (it is a folder)" if p.is_dir() else ""))
     try:
         return decode_image(p.read_bytes()).array
     except (ImageDecodeError, OSError) as exc:
@@ -83,7 +85,17 @@ def segment_image(
     )
 
 
+def _png_bytes(picture: Any) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    picture.save(buf, format="PNG")
+    return buf.getvalue()
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
+    from segzero_plus.arguments import positive_int, sam_config_name, template_name
+
     p = subparsers.add_parser(
         "segment", help="segment one image from a text query (prints reasoning, writes mask)"
     )
@@ -93,10 +105,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--model", default=None, help="Hugging Face model folder (default: the offline tiny model)"
     )
     p.add_argument("--sam", default=None, help="SAM2 checkpoint (default: random-weight hiera_t, demo only)")
-    p.add_argument("--sam-config", default=None, help="SAM2 config (default sam2.1_hiera_l with --sam)")
-    p.add_argument("--template", default="negative_point")
+    p.add_argument(
+        "--sam-config",
+        type=sam_config_name,
+        default=None,
+        help="SAM2 config (default sam2.1_hiera_l with --sam)",
+    )
+    p.add_argument("--template", type=template_name, default="negative_point")
     p.add_argument("--resize", default="840x840", help="MODEL frame: HxW squash (training), smart, none")
-    p.add_argument("--max-new-tokens", type=int, default=1024)
+    p.add_argument("--max-new-tokens", type=positive_int, default=1024)
     p.add_argument(
         "--out", default="outputs/segment", help="folder for <stem>_mask.png and <stem>_overlay.png"
     )
@@ -105,29 +122,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--answer", default=None, help="use this response instead of generating one (debug SAM prompts)"
     )
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    p.add_argument("--overwrite", action="store_true", help="replace existing mask/overlay PNGs in --out")
     p.set_defaults(func=_cli)
 
 
 def _cli(args: argparse.Namespace) -> int:
-    try:
-        return _run(args)
-    except SegmentError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-
-
-def _run(args: argparse.Namespace) -> int:
     from PIL import Image
 
+    from segzero_plus.data.io import atomic_write_bytes
+    from segzero_plus.data.outputs import writable_folder
     from segzero_plus.evaluation.backends import (
-        BackendError,
         GenerationSettings,
         make_backend,
         quiet_transformers,
         resolve_device,
     )
     from segzero_plus.evaluation.pipeline import parse_resize
-    from segzero_plus.sam.build import SamCheckpointError, build_sam2_model
+    from segzero_plus.sam.build import build_sam2_model
     from segzero_plus.sam.scorer import SamScorer
     from segzero_plus.visualize import overlay
 
@@ -137,6 +148,14 @@ def _run(args: argparse.Namespace) -> int:
         resize = parse_resize(args.resize)
     except ValueError as exc:
         raise SegmentError(str(exc)) from None
+    if not args.query.strip():
+        raise SegmentError("--query is empty; give a referring expression or a question")
+    out = writable_folder(args.out)
+    stem = Path(args.image).stem
+    mask_path, overlay_path = out / f"{stem}_mask.png", out / f"{stem}_overlay.png"
+    existing = [p for p in (mask_path, overlay_path) if p.exists()]
+    if existing and not args.overwrite:
+        raise SegmentError(f"{existing[0]} exists; pass --overwrite to replace it or choose another --out")
     if args.sam is not None and not Path(args.sam).is_file():
         raise SegmentError(f"SAM2 checkpoint not found: {args.sam}")
     if args.model is not None and not Path(args.model).is_dir():
@@ -158,31 +177,23 @@ def _run(args: argparse.Namespace) -> int:
 
             model = ensure_tiny_qwen()
             notes.append("tiny random-weight Qwen2.5-VL (pass --model DIR for a trained policy)")
-        try:
-            backend = make_backend(
-                "transformers",
-                model,
-                args.template,
-                GenerationSettings(max_new_tokens=args.max_new_tokens),
-                device=device,
-            )
-        except BackendError as exc:
-            raise SegmentError(str(exc)) from None
-    try:
-        scorer = SamScorer(build_sam2_model(sam_config, sam_ckpt, device=device), cache_size=1)
-    except (SamCheckpointError, ValueError) as exc:
-        raise SegmentError(str(exc).splitlines()[0]) from None
+        backend = make_backend(
+            "transformers",
+            model,
+            args.template,
+            GenerationSettings(max_new_tokens=args.max_new_tokens),
+            device=device,
+        )
+    scorer = SamScorer(build_sam2_model(sam_config, sam_ckpt, device=device), cache_size=1)
 
     seg = segment_image(image, args.query, backend, scorer, resize=resize, response=args.answer)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    stem = Path(args.image).stem
-    mask_path, overlay_path = out / f"{stem}_mask.png", out / f"{stem}_overlay.png"
-    Image.fromarray(seg.mask.astype(np.uint8) * 255).save(mask_path)
     o = seg.prompts["original"]
-    overlay(image, None, seg.mask, o["bbox"], o["points_pos"], o["points_neg"], title=args.query).save(
-        overlay_path
+    mask_png = Image.fromarray(seg.mask.astype(np.uint8) * 255)
+    overlay_png = overlay(
+        image, None, seg.mask, o["bbox"], o["points_pos"], o["points_neg"], title=args.query
     )
+    for path, picture in ((mask_path, mask_png), (overlay_path, overlay_png)):
+        atomic_write_bytes(path, _png_bytes(picture))
 
     if args.json:
         print(
