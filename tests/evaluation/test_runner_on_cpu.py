@@ -14,12 +14,12 @@ import numpy as np
 import pytest
 
 from segzero_plus.data.lookalike import scene_row_id, write_scenes_eval
+from segzero_plus.errors import UserError
 from segzero_plus.evaluation.runner import (
     METRICS_FILE,
     SAMPLES_FILE,
     EvalConfig,
     LocalPool,
-    RunError,
     build_evaluator,
     main,
     run_evaluation,
@@ -156,7 +156,7 @@ def test_resume_with_the_tiny_model_matches_a_single_run(
     assert single["overall"]["sum_U"] == sum(int(s.target_mask.sum()) for s in scenes[:5])
     assert single["overall"]["gt_prompt"]["n"] == 5
 
-    with pytest.raises(RunError, match="other settings"):
+    with pytest.raises(UserError, match='option template: "negative_point" -> "original"'):
         run_evaluation(EvalConfig(**{**cfg("a").__dict__, "template": "original"}), pool=pool, progress=False)
 
 
