@@ -307,9 +307,9 @@ def _run_dir(cfg: EvalConfig, fp: Fingerprint, overwrite: bool) -> Path:
     return staged
 
 
-def _prepare_run_dir(cfg: EvalConfig, run_dir: Path, fp: Fingerprint) -> int:
-    """Create/check ``run.json`` in ``run_dir``; returns the chunk size to use (the stored one on resume)."""
-    run_dir.mkdir(parents=True, exist_ok=True)
+def _prepare_run_dir(cfg: EvalConfig, run_dir: Path, fp: Fingerprint) -> tuple[int, dict[str, Any] | None]:
+    """Check ``run.json`` in ``run_dir``: (the chunk size to use, the stored one on resume; the run.json
+    payload to write once the run starts, None on resume)."""
     if (run_dir / RUN_FILE).exists():
         old = _read_run_file(run_dir) or {}
         fp.check(
@@ -321,7 +321,7 @@ def _prepare_run_dir(cfg: EvalConfig, run_dir: Path, fp: Fingerprint) -> int:
             logger.warning(
                 "resuming with the run's batch size %s (not %s)", old["batch_size"], cfg.batch_size
             )
-        return int(old["batch_size"])
+        return int(old["batch_size"]), None
     if _holds_run(run_dir):
         raise RunError(
             f"{run_dir} holds {SAMPLES_FILE} or {METRICS_FILE} but no {RUN_FILE}: not a run this version can "
@@ -334,8 +334,7 @@ def _prepare_run_dir(cfg: EvalConfig, run_dir: Path, fp: Fingerprint) -> int:
         "name": cfg.name,
         "config": asdict(cfg),
     }
-    atomic_write_bytes(run_dir / RUN_FILE, json.dumps(payload, indent=2).encode())
-    return cfg.batch_size
+    return cfg.batch_size, payload
 
 
 def make_pool(cfg: EvalConfig) -> Any:
@@ -366,9 +365,9 @@ def run_evaluation(
         ids = read_ids(cfg.data)
         fp = run_fingerprint(cfg)
         run_dir = _run_dir(cfg, fp, overwrite)
-        chunk_size = _prepare_run_dir(cfg, run_dir, fp)
+        chunk_size, new_run = _prepare_run_dir(cfg, run_dir, fp)
         cfg.batch_size = chunk_size  # a resumed run keeps its batches (and sizes the SAM cache for them)
-        metrics = _evaluate(cfg, run_dir, ids, max_chunks=max_chunks, progress=progress, pool=pool)
+        metrics = _evaluate(cfg, run_dir, ids, new_run, max_chunks=max_chunks, progress=progress, pool=pool)
         if run_dir != Path(cfg.out) and metrics["complete"]:
             replace_folder(run_dir, Path(cfg.out))
         elif run_dir != Path(cfg.out) and progress:
@@ -393,9 +392,18 @@ def _check_config(cfg: EvalConfig) -> None:
 
 
 def _evaluate(
-    cfg: EvalConfig, run_dir: Path, ids: list[str], *, max_chunks: int | None, progress: bool, pool: Any
+    cfg: EvalConfig,
+    run_dir: Path,
+    ids: list[str],
+    new_run: dict[str, Any] | None,
+    *,
+    max_chunks: int | None,
+    progress: bool,
+    pool: Any,
 ) -> dict[str, Any]:
-    """The run loop in ``run_dir``: evaluate the chunks still to do, then write metrics.json."""
+    """The run loop in ``run_dir``: evaluate the chunks still to do, then write metrics.json. A new run's
+    ``run.json`` (``new_run``) is written only once the models are built, so a run that cannot start
+    leaves nothing behind."""
     chunk_size = cfg.batch_size
     if cfg.limit is not None:
         ids = ids[: cfg.limit]
@@ -414,6 +422,9 @@ def _evaluate(
     if own_pool:
         pool = make_pool(cfg)
     load_s = time.perf_counter() - t_load
+    if new_run is not None:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(run_dir / RUN_FILE, json.dumps(new_run, indent=2).encode())
     t0 = time.perf_counter()
     n_new = 0
     pool_stats: dict[str, Any] = {}
@@ -435,31 +446,48 @@ def _evaluate(
             pool.close()
     seconds = time.perf_counter() - t0
 
-    records = store.records()
+    return _write_metrics(
+        cfg, run_dir, store.records(), len(ids), n_new, seconds, load_s, pool_stats, progress
+    )
+
+
+def _write_metrics(
+    cfg: EvalConfig,
+    run_dir: Path,
+    records: list[dict[str, Any]],
+    n_expected: int,
+    n_new: int,
+    seconds: float,
+    load_s: float,
+    pool_stats: dict[str, Any],
+    progress: bool,
+) -> dict[str, Any]:
+    """metrics.json of the run's records (plus this session's throughput), printed with ``progress``."""
     metrics = summarize_run(records)
     metrics.update(
         name=cfg.name or Path(cfg.out).name,
         run_dir=cfg.out,
-        complete=len(records) == len(ids),
-        n_expected=len(ids),
+        complete=len(records) == n_expected,
+        n_expected=n_expected,
         config=cfg.result_settings(),
         throughput={
             "samples_this_session": n_new,
             "seconds": round(seconds, 3),
             "samples_per_s": (n_new / seconds) if n_new and seconds > 0 else None,
             "model_load_s": round(load_s, 3),
-            "batch_size": chunk_size,
+            "batch_size": cfg.batch_size,
             "num_shards": cfg.num_shards,
             "backend": cfg.backend,
             **pool_stats,
         },
     )
+    run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(run_dir / METRICS_FILE, json.dumps(metrics, indent=2, default=float).encode())
     if progress:
         print(format_summary(metrics), flush=True)
         if n_new:
             print(
-                f"[eval] throughput: {n_new / seconds:.3f} samples/s ({cfg.backend}, batch {chunk_size}, "
+                f"[eval] throughput: {n_new / seconds:.3f} samples/s ({cfg.backend}, batch {cfg.batch_size}, "
                 f"{cfg.num_shards} shard(s))",
                 flush=True,
             )

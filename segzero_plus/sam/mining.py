@@ -737,6 +737,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="replace an existing --output this run did not write, and discard shards of another run",
     )
     p.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads")
+    p.add_argument("--no-progress", action="store_true")
 
 
 def _non_negative_float(text: str) -> float:
@@ -797,6 +798,7 @@ def _cli(args: argparse.Namespace) -> int:
         remine=args.remine,
         overwrite=args.overwrite,
         torch_threads=args.threads,
+        progress=not args.no_progress,
     )
     keys = (
         "rows",
