@@ -451,7 +451,7 @@ def _mining_fingerprint(
     input_path: str, checkpoint: str | None, options: dict[str, Any]
 ) -> tuple[Fingerprint, str]:
     """The resume fingerprint of a mining run (input bytes, checkpoint file, options) and its digest."""
-    inputs = {"input": file_digest(input_path)}
+    inputs = {"parquet": file_digest(input_path)}
     if checkpoint is not None:
         inputs["sam_checkpoint"] = stat_digest([checkpoint])
     fp = Fingerprint(inputs=inputs, options=options)
