@@ -7,29 +7,37 @@ reported by ``segzero-plus`` as ``error: <prog>: argument <name>: <reason>`` wit
 from __future__ import annotations
 
 import argparse
+import math
 
 
 def positive_int(text: str) -> int:
     """An integer >= 1 (chunk sizes, batch sizes, limits, counts)."""
-    value = _int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}")
-    return value
+    return _checked(_int(text), text, 1, None, "an integer >= 1")
 
 
 def non_negative_int(text: str) -> int:
     """An integer >= 0 (worker counts where 0 means in-process, seeds)."""
-    value = _int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text!r}")
-    return value
+    return _checked(_int(text), text, 0, None, "an integer >= 0")
 
 
 def png_level(text: str) -> int:
     """A zlib level 0-9."""
-    value = _int(text)
-    if not 0 <= value <= 9:
-        raise argparse.ArgumentTypeError(f"must be a PNG compression level 0-9, got {text!r}")
+    return _checked(_int(text), text, 0, 9, "a PNG compression level 0-9")
+
+
+def non_negative_float(text: str) -> float:
+    """A finite number >= 0 (margins in pixels)."""
+    return _checked(_float(text), text, 0.0, None, "a number >= 0")
+
+
+def fraction(text: str) -> float:
+    """A number in [0, 1] (score thresholds)."""
+    return _checked(_float(text), text, 0.0, 1.0, "a number in [0, 1]")
+
+
+def _checked(value, text: str, low, high, what: str):
+    if value < low or (high is not None and value > high):
+        raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}")
     return value
 
 
@@ -58,3 +66,13 @@ def _int(text: str) -> int:
         return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
+
+
+def _float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
+    return value

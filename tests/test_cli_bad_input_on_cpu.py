@@ -183,187 +183,51 @@ def test_evaluate_bad_data_files(kind, expected, files, sam, tmp_path, capsys):
 
 
 # ------------------------------------------------------------------ bad options and names
-OPTION_CASES = {
-    "chunk_size_0": (
-        ["prepare-train", "scenes", "--input", "{scenes}", "--out", "{tmp}/o.parquet", "--chunk-size", "0"],
-        "--chunk-size: must be an integer >= 1",
-    ),
-    "size_negative": (
-        ["prepare-train", "scenes", "--input", "{scenes}", "--out", "{tmp}/o.parquet", "--size", "-2"],
-        "size must be 2k, 9k, full",
-    ),
-    "template_misspelled": (
-        [
-            "prepare-train",
-            "scenes",
-            "--input",
-            "{scenes}",
-            "--out",
-            "{tmp}/o.parquet",
-            "--template",
-            "negativ_point",
-        ],
-        "unknown prompt template 'negativ_point'",
-    ),
-    "png_level": (
-        ["prepare-train", "scenes", "--input", "{scenes}", "--out", "{tmp}/o.parquet", "--png-level", "12"],
-        "PNG compression level 0-9",
-    ),
+TRAIN = "prepare-train scenes --input {scenes} --out {tmp}/o.parquet"
+REPLAY = (
+    "evaluate --data {eval} --out {tmp}/run --backend replay --responses {responses} --sam-checkpoint random"
+)
+TINY = "evaluate --data {eval} --out {tmp}/run --model tiny --sam-checkpoint random"
+MINE = "mine-confused --input {train} --random-weights"
+OPTION_CASES: dict[str, tuple[str | list[str], str]] = {
+    "chunk_size_0": (f"{TRAIN} --chunk-size 0", "--chunk-size: must be an integer >= 1"),
+    "size_negative": (f"{TRAIN} --size -2", "size must be 2k, 9k, full"),
+    "template_misspelled": (f"{TRAIN} --template negativ_point", "unknown prompt template 'negativ_point'"),
+    "png_level": (f"{TRAIN} --png-level 12", "PNG compression level 0-9"),
     "eval_chunk_size_0": (
-        [
-            "prepare-eval",
-            "scenes",
-            "--input",
-            "{scenes}",
-            "--split",
-            "val",
-            "--out",
-            "{tmp}/e.parquet",
-            "--chunk-size",
-            "0",
-        ],
+        "prepare-eval scenes --input {scenes} --split val --out {tmp}/e.parquet --chunk-size 0",
         "--chunk-size",
     ),
-    "limit_negative": (
-        [
-            "evaluate",
-            "--data",
-            "{eval}",
-            "--out",
-            "{tmp}/run",
-            "--backend",
-            "replay",
-            "--responses",
-            "{responses}",
-            "--sam-checkpoint",
-            "random",
-            "--limit",
-            "-2",
-        ],
-        "--limit: must be an integer >= 1, got '-2'",
-    ),
-    "batch_size_0": (
-        [
-            "evaluate",
-            "--data",
-            "{eval}",
-            "--out",
-            "{tmp}/run",
-            "--model",
-            "tiny",
-            "--sam-checkpoint",
-            "random",
-            "--batch-size",
-            "0",
-        ],
-        "--batch-size",
-    ),
-    "eval_template": (
-        [
-            "evaluate",
-            "--data",
-            "{eval}",
-            "--out",
-            "{tmp}/run",
-            "--model",
-            "tiny",
-            "--sam-checkpoint",
-            "random",
-            "--template",
-            "orignal",
-        ],
-        "unknown prompt template 'orignal'",
-    ),
-    "eval_resize": (
-        [
-            "evaluate",
-            "--data",
-            "{eval}",
-            "--out",
-            "{tmp}/run",
-            "--backend",
-            "replay",
-            "--responses",
-            "{responses}",
-            "--sam-checkpoint",
-            "random",
-            "--resize",
-            "12",
-        ],
-        "resize must be 'HxW'",
-    ),
-    "eval_sam_config": (
-        [
-            "evaluate",
-            "--data",
-            "{eval}",
-            "--out",
-            "{tmp}/run",
-            "--model",
-            "tiny",
-            "--sam-checkpoint",
-            "random",
-            "--sam-config",
-            "sam3",
-        ],
-        "unknown SAM2 config 'sam3'",
-    ),
+    "limit_negative": (f"{REPLAY} --limit -2", "--limit: must be an integer >= 1, got '-2'"),
+    "batch_size_0": (f"{TINY} --batch-size 0", "--batch-size"),
+    "eval_template": (f"{TINY} --template orignal", "unknown prompt template 'orignal'"),
+    "eval_resize": (f"{REPLAY} --resize 12", "resize must be 'HxW'"),
+    "eval_sam_config": (f"{TINY} --sam-config sam3", "unknown SAM2 config 'sam3'"),
     "lookalike_count": (
-        [
-            "evaluate",
-            "--data",
-            "lookalike:x",
-            "--out",
-            "{tmp}/run",
-            "--model",
-            "tiny",
-            "--sam-checkpoint",
-            "random",
-        ],
+        "evaluate --data lookalike:x --out {tmp}/run --model tiny --sam-checkpoint random",
         "lookalike:N needs",
     ),
-    "mine_shard_rows": (
-        ["mine-confused", "--input", "{train}", "--random-weights", "--shard-rows", "0"],
-        "--shard-rows",
-    ),
-    "mine_sources": (
-        ["mine-confused", "--input", "{train}", "--random-weights", "--sources", "oracle,distractors"],
-        "unknown or no sources",
-    ),
-    "mine_threshold": (
-        ["mine-confused", "--input", "{train}", "--random-weights", "--score-threshold", "nan"],
-        "--score-threshold",
-    ),
-    "mine_no_checkpoint": (["mine-confused", "--input", "{train}"], "--sam-checkpoint is required"),
-    "segment_tokens": (
-        ["segment", "--image", "{png}", "--query", "q", "--max-new-tokens", "0"],
-        "--max-new-tokens",
-    ),
+    "mine_shard_rows": (f"{MINE} --shard-rows 0", "--shard-rows"),
+    "mine_sources": (f"{MINE} --sources oracle,distractors", "unknown or no sources"),
+    "mine_threshold": (f"{MINE} --score-threshold nan", "--score-threshold"),
+    "mine_no_checkpoint": ("mine-confused --input {train}", "--sam-checkpoint is required"),
+    "segment_tokens": ("segment --image {png} --query q --max-new-tokens 0", "--max-new-tokens"),
     "segment_empty_query": (
         ["segment", "--image", "{png}", "--query", "  ", "--answer", "x", "--out", "{tmp}/seg"],
         "--query is empty",
     ),
-    "scenes_n_0": (
-        ["make-scenes", "--out", "{tmp}/s.parquet", "-n", "0"],
-        "-n/--num: must be an integer >= 1",
-    ),
-    "scenes_too_small": (
-        ["make-scenes", "--out", "{tmp}/s.parquet", "-n", "2", "--size", "4", "4"],
-        "use larger --size",
-    ),
-    "tiny_sam_config": (
-        ["make-tiny", "--out", "{tmp}/tiny", "--sam", "hiera_huge"],
-        "unknown SAM2 config 'hiera_huge'",
-    ),
-    "report_nothing": (["report"], "give run directories"),
-    "report_gallery_k": (["report", "{tmp}", "--gallery-k", "0"], "--gallery-k"),
-    "validate_max_ids": (["validate-data", "{eval}", "--max-ids", "0"], "--max-ids"),
-    "unknown_option": (["validate-data", "{eval}", "--skip-bda"], "unrecognized arguments: --skip-bda"),
+    "scenes_n_0": ("make-scenes --out {tmp}/s.parquet -n 0", "-n/--num: must be an integer >= 1"),
+    "scenes_too_small": ("make-scenes --out {tmp}/s.parquet -n 2 --size 4 4", "use larger --size"),
+    "tiny_sam_config": ("make-tiny --out {tmp}/tiny --sam hiera_huge", "unknown SAM2 config 'hiera_huge'"),
+    "report_nothing": ("report", "give run directories"),
+    "report_gallery_k": ("report {tmp} --gallery-k 0", "--gallery-k"),
+    "validate_max_ids": ("validate-data {eval} --max-ids 0", "--max-ids"),
+    "unknown_option": ("validate-data {eval} --skip-bda", "unrecognized arguments: --skip-bda"),
     "missing_required": (
-        ["prepare-train", "scenes", "--input", "{scenes}"],
+        "prepare-train scenes --input {scenes}",
         "the following arguments are required: --out",
     ),
-    "bad_choice": (["prepare-train", "refcoco", "--out", "{tmp}/o.parquet"], "invalid choice: 'refcoco'"),
+    "bad_choice": ("prepare-train refcoco --out {tmp}/o.parquet", "invalid choice: 'refcoco'"),
 }
 
 
@@ -378,7 +242,7 @@ def png(tmp_path_factory, small_scenes):
 def test_bad_options(case, files, png, tmp_path, capsys):
     argv, expected = OPTION_CASES[case]
     values = {k: str(v) for k, v in files.items()} | {"tmp": str(tmp_path), "png": str(png)}
-    fails([a.format(**values) for a in argv], capsys, expected)
+    fails([a.format(**values) for a in (argv.split() if isinstance(argv, str) else argv)], capsys, expected)
     assert leftovers(tmp_path) == [] and not any(p.suffix == ".parquet" for p in tmp_path.iterdir())
 
 

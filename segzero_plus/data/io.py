@@ -284,16 +284,9 @@ def convert_to_parquet(
     if out.is_dir():
         raise UserError(f"output {out} is a folder; give a .parquet file name")
     n_chunks = -(-len(work) // chunk_size)
-    fp = Fingerprint(
-        inputs=dict(inputs or {}),
-        options={
-            **dict(params or {}),
-            "schema": json_digest(str(schema)),
-            "chunk_size": chunk_size,
-            "n_items": len(work),
-            "work_ids": json_digest(list(work_ids)) if work_ids is not None else None,
-        },
-    )
+    options = {"schema": json_digest(str(schema)), "chunk_size": chunk_size, "n_items": len(work)}
+    options["work_ids"] = json_digest(list(work_ids)) if work_ids is not None else None
+    fp = Fingerprint(inputs=dict(inputs or {}), options={**dict(params or {}), **options})
     with output_lock(out):
         existing = existing_outputs(out)
         if existing and not overwrite:
@@ -314,22 +307,30 @@ def convert_to_parquet(
         finally:
             bar.close()
         ordered = [done[k] for k in range(n_chunks)]
-        all_ids = [i for entry in ordered for i in entry["ids"]]
-        dupes = [i for i, c in Counter(all_ids).items() if c > 1]
-        if dupes:
-            raise UserError(f"the inputs hold duplicate row ids (first: {dupes[:5]}); ids must be unique")
-        notes: Counter = Counter()
-        skipped: list[list[str]] = []
-        for entry in ordered:
-            notes.update(entry["notes"])
-            skipped.extend(entry.get("skipped", []))
-        staged = _merge_parts([work_dir / e["file"] for e in ordered], schema, out, shard_rows, len(all_ids))
+        result = _result(ordered, resumed)
+        staged = _merge_parts([work_dir / e["file"] for e in ordered], schema, out, shard_rows, result.rows)
         replace_files(staged, existing)
         shutil.rmtree(work_dir, ignore_errors=True)
+    result.paths = list(staged)
+    return result
+
+
+def _result(ordered: list[dict[str, Any]], resumed: int) -> ConversionResult:
+    """The summed outcome of the done entries of every chunk (``paths`` filled in once the output is
+    written); a duplicate row id across chunks is a UserError."""
+    all_ids = [i for entry in ordered for i in entry["ids"]]
+    dupes = [i for i, c in Counter(all_ids).items() if c > 1]
+    if dupes:
+        raise UserError(f"the inputs hold duplicate row ids (first: {dupes[:5]}); ids must be unique")
+    notes: Counter = Counter()
+    skipped: list[list[str]] = []
+    for entry in ordered:
+        notes.update(entry["notes"])
+        skipped.extend(entry.get("skipped", []))
     return ConversionResult(
-        paths=list(staged),
+        paths=[],
         rows=len(all_ids),
-        chunks=n_chunks,
+        chunks=len(ordered),
         resumed_chunks=resumed,
         notes=notes,
         skipped=skipped,

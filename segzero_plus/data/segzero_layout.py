@@ -298,6 +298,14 @@ def _training_chunk(items: Sequence[RowRef], *, options: TrainingOptions) -> dio
     return out
 
 
+def _input_digests(inputs: Sequence[str | Path], refer: Any = None) -> dict[str, str]:
+    """Resume-fingerprint inputs: the bytes of each input file (and of the refer annotations joined)."""
+    digests = {f"inputs[{i}]": file_digest(p) for i, p in enumerate(inputs)}
+    if refer is not None:
+        digests.update(refs=file_digest(refer.refs_path), instances=file_digest(refer.instances_path))
+    return digests
+
+
 def import_segzero_training(
     inputs: Sequence[str | Path],
     out: str | Path,
@@ -361,9 +369,6 @@ def import_segzero_training(
         "seed": seed,
         **options.__dict__,
     }
-    digests = {f"inputs[{i}]": file_digest(p) for i, p in enumerate(inputs)}
-    if refer is not None:
-        digests.update(refs=file_digest(refer.refs_path), instances=file_digest(refer.instances_path))
     return dio.convert_to_parquet(
         work,
         functools.partial(_training_chunk, options=options),
@@ -371,7 +376,7 @@ def import_segzero_training(
         TRAINING_SCHEMA,
         chunk_size=chunk_size,
         params=params,
-        inputs=digests,
+        inputs=_input_digests(inputs, refer),
         overwrite=overwrite,
         work_ids=[f"{w.path}:{w.row}:{w.join is not None}" for w in work],
         workers=workers,
@@ -460,7 +465,7 @@ def import_segzero_eval(
         EVAL_SCHEMA,
         chunk_size=chunk_size,
         params={"kind": "segzero_eval", "data_source": data_source, "split": split},
-        inputs={f"inputs[{i}]": file_digest(p) for i, p in enumerate(inputs)},
+        inputs=_input_digests(inputs),
         overwrite=overwrite,
         work_ids=[f"{w.path}:{w.row}" for w in work],
         workers=workers,

@@ -126,41 +126,31 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_cli)
 
 
-def _cli(args: argparse.Namespace) -> int:
-    from PIL import Image
-
-    from segzero_plus.data.io import atomic_write_bytes
+def _output_paths(args: argparse.Namespace) -> tuple[Path, Path]:
+    """(mask PNG, overlay PNG) in a writable ``--out``; UserError for an empty query or existing outputs."""
     from segzero_plus.data.outputs import writable_folder
-    from segzero_plus.evaluation.backends import (
-        GenerationSettings,
-        make_backend,
-        quiet_transformers,
-        resolve_device,
-    )
-    from segzero_plus.evaluation.pipeline import parse_resize
-    from segzero_plus.sam.build import build_sam2_model
-    from segzero_plus.sam.scorer import SamScorer
-    from segzero_plus.visualize import overlay
 
-    quiet_transformers()
-    image = load_image(args.image)
-    try:
-        resize = parse_resize(args.resize)
-    except ValueError as exc:
-        raise SegmentError(str(exc)) from None
     if not args.query.strip():
         raise SegmentError("--query is empty; give a referring expression or a question")
     out = writable_folder(args.out)
     stem = Path(args.image).stem
-    mask_path, overlay_path = out / f"{stem}_mask.png", out / f"{stem}_overlay.png"
-    existing = [p for p in (mask_path, overlay_path) if p.exists()]
+    paths = out / f"{stem}_mask.png", out / f"{stem}_overlay.png"
+    existing = [p for p in paths if p.exists()]
     if existing and not args.overwrite:
         raise SegmentError(f"{existing[0]} exists; pass --overwrite to replace it or choose another --out")
+    return paths
+
+
+def _models(args: argparse.Namespace, notes: list[str]) -> tuple[Any, Any]:
+    """(generation backend or None with ``--answer``, SAM scorer); the tiny offline models by default."""
+    from segzero_plus.evaluation.backends import GenerationSettings, make_backend, resolve_device
+    from segzero_plus.sam.build import build_sam2_model
+    from segzero_plus.sam.scorer import SamScorer
+
     if args.sam is not None and not Path(args.sam).is_file():
         raise SegmentError(f"SAM2 checkpoint not found: {args.sam}")
     if args.model is not None and not Path(args.model).is_dir():
         raise SegmentError(f"model folder not found: {args.model}")
-    notes = []
     if args.sam is None:
         from segzero_plus.tiny_models import ensure_tiny_sam
 
@@ -177,15 +167,28 @@ def _cli(args: argparse.Namespace) -> int:
 
             model = ensure_tiny_qwen()
             notes.append("tiny random-weight Qwen2.5-VL (pass --model DIR for a trained policy)")
-        backend = make_backend(
-            "transformers",
-            model,
-            args.template,
-            GenerationSettings(max_new_tokens=args.max_new_tokens),
-            device=device,
-        )
-    scorer = SamScorer(build_sam2_model(sam_config, sam_ckpt, device=device), cache_size=1)
+        settings = GenerationSettings(max_new_tokens=args.max_new_tokens)
+        backend = make_backend("transformers", model, args.template, settings, device=device)
+    return backend, SamScorer(build_sam2_model(sam_config, sam_ckpt, device=device), cache_size=1)
 
+
+def _cli(args: argparse.Namespace) -> int:
+    from PIL import Image
+
+    from segzero_plus.data.io import atomic_write_bytes
+    from segzero_plus.evaluation.backends import quiet_transformers
+    from segzero_plus.evaluation.pipeline import parse_resize
+    from segzero_plus.visualize import overlay
+
+    quiet_transformers()
+    image = load_image(args.image)
+    try:
+        resize = parse_resize(args.resize)
+    except ValueError as exc:
+        raise SegmentError(str(exc)) from None
+    mask_path, overlay_path = _output_paths(args)
+    notes: list[str] = []
+    backend, scorer = _models(args, notes)
     seg = segment_image(image, args.query, backend, scorer, resize=resize, response=args.answer)
     o = seg.prompts["original"]
     mask_png = Image.fromarray(seg.mask.astype(np.uint8) * 255)

@@ -16,9 +16,17 @@ an image share the encode too), all in the row's frame (the MODEL frame of a tra
 
 :func:`mine_parquet` runs this over a training parquet (docs/CONVENTIONS.md): it fills
 ``confused_mask`` in ``reward_model.ground_truth`` and the per-source ``confused_regions`` column. It is
-resumable (finished shards are kept in ``<output>.mining/`` and rows that already have
-``confused_regions`` are skipped), seeded (each row's draws depend only on the seed and the row id),
-parallel over GPUs through Ray actors, and writes its output and a coverage summary atomically.
+seeded (each row's draws depend only on the seed and the row id), parallel over GPUs through Ray actors,
+and writes its output and a coverage summary atomically. Rows that already have ``confused_regions`` are
+skipped unless ``remine``.
+
+Resuming: finished shards live in ``<output>.mining/`` beside a fingerprint of the input's bytes, the
+checkpoint file and the options; a rerun resumes only when they match, and otherwise stops with one line
+naming what changed (``overwrite`` starts over). An existing output is replaced only when the shards
+match (it is this run's), when mining in place, or with ``overwrite``, and only after every shard is
+done; one run at a time per output (a lock). Rows that cannot be mined (an undecodable image, a bad
+ground truth) are left unchanged, counted and listed by id in the summary; one bad row never stops the
+job.
 """
 
 from __future__ import annotations
@@ -611,14 +619,7 @@ def mine_parquet(
             or auto with CUDA visible; one CPU each otherwise). Needs ``ray.init`` or starts a local Ray.
         remine: re-mine rows that already have ``confused_regions``.
         overwrite: replace an existing ``output_path`` that this run's shards did not make, and discard
-            shards of another run.
-
-    Resuming: finished shards live in ``<output>.mining/`` beside a fingerprint of the input's bytes, the
-    checkpoint file and the options; a rerun resumes only when they match, and otherwise stops with one
-    line naming what changed (``overwrite`` starts over). An existing output is replaced only when its
-    shards match (so it is this run's), when mining in place, or with ``overwrite``; it is replaced only
-    after every shard is done. Rows that cannot be mined (an undecodable image, a bad ground truth) are
-    left unchanged, counted and listed by id in the summary; one bad row never stops the job.
+            shards of another run (see the module docstring for resuming).
     """
     from tqdm.auto import tqdm
 
@@ -670,23 +671,39 @@ def mine_parquet(
         _merge(input_path, output, done)
         if in_place:  # the input is now the output: its shards describe an input that no longer exists
             shutil.rmtree(work_dir, ignore_errors=True)
-        summary = _summarise(str(output))
-        summary.update(
-            shards=len(shards),
-            resumed_shards=len(shards) - len(todo),
-            rows_mined_now=totals["mined"],
-            images_encoded_now=totals["images_encoded"],
-            **_row_counts(done),
-            wall_s=round(time.perf_counter() - t0, 3),
-            config=asdict(config),
-            seed=seed,
-            sam_config=config_name,
-            checkpoint=checkpoint,
-        )
-        atomic_write_bytes(
-            Path(str(output) + ".summary.json"), (json.dumps(summary, indent=2) + "\n").encode()
+        summary = _write_summary(
+            output, shards, todo, totals, done, time.perf_counter() - t0, options, checkpoint
         )
     logger.info("mined %s: coverage %.3f over %d rows", output, summary["coverage"], summary["rows"])
+    return summary
+
+
+def _write_summary(
+    output: Path,
+    shards: list[_Shard],
+    todo: list[_Shard],
+    totals: dict[str, int],
+    payloads: list[dict[str, Any]],
+    wall_s: float,
+    options: dict[str, Any],
+    checkpoint: str | None,
+) -> dict[str, Any]:
+    """Coverage of the written file plus this session's counts and the rows left unchanged, written
+    atomically to ``<output>.summary.json``."""
+    summary = _summarise(str(output))
+    summary.update(
+        shards=len(shards),
+        resumed_shards=len(shards) - len(todo),
+        rows_mined_now=totals["mined"],
+        images_encoded_now=totals["images_encoded"],
+        **_row_counts(payloads),
+        wall_s=round(wall_s, 3),
+        config=options["mining"],
+        seed=options["seed"],
+        sam_config=options["sam_config"],
+        checkpoint=checkpoint,
+    )
+    atomic_write_bytes(Path(str(output) + ".summary.json"), (json.dumps(summary, indent=2) + "\n").encode())
     return summary
 
 
@@ -708,7 +725,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from segzero_plus.arguments import non_negative_int, positive_int, sam_config_name
+    from segzero_plus.arguments import (
+        fraction,
+        non_negative_float,
+        non_negative_int,
+        positive_int,
+        sam_config_name,
+    )
 
     p.add_argument("--input", required=True, help="training parquet (docs/CONVENTIONS.md)")
     p.add_argument("--output", help="output parquet (default: fill the input in place)")
@@ -726,8 +749,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--shard-rows", type=positive_int, default=256)
     p.add_argument("--n-samples", type=non_negative_int, default=MiningConfig.n_samples)
-    p.add_argument("--margin", type=_non_negative_float, default=MiningConfig.margin)
-    p.add_argument("--score-threshold", type=_fraction, default=MiningConfig.score_threshold)
+    p.add_argument("--margin", type=non_negative_float, default=MiningConfig.margin)
+    p.add_argument("--score-threshold", type=fraction, default=MiningConfig.score_threshold)
     p.add_argument("--sources", type=_sources, default=SOURCES, help="comma list of " + ",".join(SOURCES))
     p.add_argument("--seed", type=non_negative_int, default=0)
     p.add_argument("--remine", action="store_true", help="re-mine rows that already have confused_regions")
@@ -738,30 +761,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads")
     p.add_argument("--no-progress", action="store_true")
-
-
-def _non_negative_float(text: str) -> float:
-    value = _float(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text!r}")
-    return value
-
-
-def _fraction(text: str) -> float:
-    value = _float(text)
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be in [0, 1], got {text!r}")
-    return value
-
-
-def _float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
-    if not np.isfinite(value):
-        raise argparse.ArgumentTypeError(f"must be finite, got {text!r}")
-    return value
 
 
 def _sources(text: str) -> tuple[str, ...]:

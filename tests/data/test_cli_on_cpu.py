@@ -137,6 +137,21 @@ def _crash_after(monkeypatch, n_parts: int) -> None:
     monkeypatch.setattr(dio, "_write_part", crash)
 
 
+def _scenes_args(src, out, *extra):
+    return [
+        "prepare-train",
+        "scenes",
+        "--input",
+        str(src),
+        "--out",
+        str(out),
+        "--chunk-size",
+        "1",
+        "--no-progress",
+        *extra,
+    ]
+
+
 def _refer_args(root, out, *extra):
     return [
         "prepare-train",
@@ -184,17 +199,7 @@ def test_a_reordered_or_edited_scenes_file_is_not_resumed(change, scenes, tmp_pa
     src = tmp_path / "scenes.parquet"
     write_scenes_parquet(scenes[:4], src)
     out = tmp_path / "train.parquet"
-    argv = [
-        "prepare-train",
-        "scenes",
-        "--input",
-        str(src),
-        "--out",
-        str(out),
-        "--chunk-size",
-        "1",
-        "--no-progress",
-    ]
+    argv = _scenes_args(src, out)
     with monkeypatch.context() as m:
         _crash_after(m, 2)
         with pytest.raises(KeyboardInterrupt):
@@ -224,17 +229,7 @@ def test_overwrite_replaces_the_old_output_only_when_the_new_run_succeeds(
     src = tmp_path / "scenes.parquet"
     write_scenes_parquet(scenes[:3], src)
     out = tmp_path / "train.parquet"
-    argv = [
-        "prepare-train",
-        "scenes",
-        "--input",
-        str(src),
-        "--out",
-        str(out),
-        "--chunk-size",
-        "1",
-        "--no-progress",
-    ]
+    argv = _scenes_args(src, out)
     assert cli_main(argv) == 0
     good = out.read_bytes()
     corrupt = tmp_path / "corrupt.parquet"
@@ -313,22 +308,8 @@ def test_reasonseg_rows_with_degenerate_shapes_or_empty_queries_are_skipped(scen
     docs[1].write_text(json.dumps(second))
     docs[2].write_text("{not json")
     out = tmp_path / "rs.parquet"
-    assert (
-        cli_main(
-            [
-                "prepare-eval",
-                "reasonseg",
-                "--root",
-                str(tmp_path / "rs"),
-                "--split",
-                "val",
-                "--out",
-                str(out),
-                "--no-progress",
-            ]
-        )
-        == 0
-    )
+    argv = ["prepare-eval", "reasonseg", "--root", str(tmp_path / "rs"), "--split", "val", "--out", str(out)]
+    assert cli_main([*argv, "--no-progress"]) == 0
     printed = capsys.readouterr().out
     assert [r["id"] for r in pq.read_table(out).to_pylist()] == ["reasonseg_val_img_0003"]
     for text in (

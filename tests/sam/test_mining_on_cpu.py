@@ -195,23 +195,7 @@ def test_cli_mine_confused(tiny_sam_checkpoint, scenes, tmp_path, capsys):
     src = tmp_path / "one.parquet"
     _training_parquet(scenes[:1], src, rows_per_image=1)
     out = tmp_path / "one_mined.parquet"
-    rc = main(
-        [
-            "mine-confused",
-            "--input",
-            str(src),
-            "--output",
-            str(out),
-            "--sam-config",
-            config_name,
-            "--sam-checkpoint",
-            str(ckpt),
-            "--device",
-            "cpu",
-            "--sources",
-            "oracle_fp,distractors",
-        ]
-    )
+    rc = main(_mine_cli(src, out, (config_name, ckpt), "--sources", "oracle_fp,distractors"))
     assert rc == 0
     assert '"coverage"' in capsys.readouterr().out
     regions = json.loads(pq.read_table(out).column("confused_regions")[0].as_py())
