@@ -142,14 +142,14 @@ class Fingerprint:
                 out.append(f"option {k}: {_short(old)} -> {_short(new)}")
         return out
 
-    def check(self, recorded: Any, where: str | Path, start_over: str) -> None:
+    def check(self, recorded: Any, where: str | Path, start_over: str, what: str = "partial work") -> None:
         """Return when ``recorded`` (a stored :meth:`to_json`) matches; else a UserError naming what
-        changed in the partial work at ``where`` and saying ``start_over`` (how to start afresh)."""
+        changed in the ``what`` at ``where`` and saying ``start_over`` (how to start afresh)."""
         old = Fingerprint.from_json(recorded)
         changes = ["its record is missing or unreadable"] if old is None else self.changes(old)
         if changes:
             raise UserError(
-                f"{where} holds partial work of another run ({'; '.join(changes[:4])}"
+                f"{where} holds {what} of another run ({'; '.join(changes[:4])}"
                 f"{'; ...' if len(changes) > 4 else ''}); rerun with the same inputs and options to resume, "
                 f"or {start_over} to start over"
             )

@@ -316,6 +316,7 @@ def _prepare_run_dir(cfg: EvalConfig, run_dir: Path, fp: Fingerprint) -> tuple[i
             old.get("fingerprint"),
             run_dir,
             "use another --out or pass --overwrite (the old results stay until the new run completes)",
+            what="results",
         )
         if int(old["batch_size"]) != cfg.batch_size:
             logger.warning(

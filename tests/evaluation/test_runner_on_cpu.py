@@ -280,7 +280,7 @@ def test_a_corrupt_record_costs_one_sample_and_changed_data_is_refused(
     pq.write_table(pq.read_table(data).take(list(range(11, -1, -1))), data)  # regenerated, reordered
     assert _evaluate(data, responses, out, tiny_sam_checkpoint) == 2
     err = capsys.readouterr().err
-    assert "holds partial work of another run (input data[0] changed)" in err and "--overwrite" in err
+    assert "holds results of another run (input data[0] changed)" in err and "--overwrite" in err
 
 
 def test_bad_rows_are_recorded_as_failures_and_never_stop_the_run(
