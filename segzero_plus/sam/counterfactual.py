@@ -5,12 +5,15 @@ frame of the training row):
 
     m_full = SAM(B, P, N)        m_base = SAM(B, P)
     neg_gain   = clip(gain_scale * (IoU(m_full, gt) - IoU(m_base, gt)), -gain_clip, gain_clip)
-    neg_reward = neg_gain - inside_penalty * (share of negatives inside the ground-truth mask)
+    neg_reward = neg_gain - inside_penalty * (number of negatives inside the ground-truth mask)
 
-With ``leave_one_out`` each negative i is credited separately, ``credit_i = IoU(m_full) - IoU(m_{-i})``
-with ``m_{-i} = SAM(B, P, N minus i)``, and ``neg_gain`` is the mean of the clipped, scaled credits (a
-useless extra negative earns ~0 and drags the mean down). With no negatives everything is exactly 0:
-``m_full`` IS ``m_base`` (one decode, same prompt), so the term is neutral by construction.
+The penalty is per negative, not a share: a share would let useless negatives elsewhere dilute the cost
+of one inside the target. With ``leave_one_out`` each negative i is credited separately,
+``credit_i = clip(gain_scale * (IoU(m_full) - IoU(m_{-i})), -gain_clip, gain_clip)`` with
+``m_{-i} = SAM(B, P, N minus i)``, and ``neg_gain`` is their sum clipped to ``[-gain_clip, gain_clip]``
+(a mean would let useless extra negatives, credit ~0, dilute a harmful one's negative credit). With no
+negatives everything is exactly 0: ``m_full`` IS ``m_base`` (one decode, same prompt), so the term is
+neutral by construction.
 
 Optionally a mask-IoU term on ``m_full``: continuous IoU, or a step function of it ("tiers", as in
 SAM-R1's mask reward; the default thresholds/values here are ours and configurable).
@@ -56,7 +59,7 @@ class CounterfactualConfig:
     Attributes:
         gain_scale: multiplies the IoU gain (IoU is in [0, 1]; a gain of 0.1 pays 0.5 at the default).
         gain_clip: the scaled gain (or each leave-one-out credit) is clipped to [-gain_clip, gain_clip].
-        inside_penalty: subtracted times the share of negatives whose pixel lies inside the gt mask.
+        inside_penalty: subtracted per negative whose pixel lies inside the gt mask.
         leave_one_out: credit each negative by leave-one-out (|N| extra decodes per response).
         mask_iou: "off", "continuous" (IoU of m_full) or "tiers" (step function, see ``iou_tiers``).
         iou_tiers: (threshold, value) pairs; the value of the highest threshold <= IoU, else 0.
@@ -119,10 +122,10 @@ def counterfactual_prompts(
     return out
 
 
-def _inside_share(
+def _inside_count(
     points_neg: Sequence[Sequence[float]], gt_mask: np.ndarray, scale_xy: tuple[float, float]
-) -> float:
-    """Share of negatives whose pixel (floor of the point mapped to the gt frame) is inside ``gt_mask``.
+) -> int:
+    """Number of negatives whose pixel (floor of the point mapped to the gt frame) is inside ``gt_mask``.
     Points outside the image are not inside (the format reward judges ranges)."""
     h, w = gt_mask.shape
     inside = 0
@@ -130,7 +133,7 @@ def _inside_share(
         px, py = int(np.floor(x * scale_xy[0])), int(np.floor(y * scale_xy[1]))
         if 0 <= px < w and 0 <= py < h and gt_mask[py, px]:
             inside += 1
-    return inside / len(points_neg)
+    return inside
 
 
 def failed_terms() -> dict[str, float]:
@@ -172,14 +175,14 @@ def counterfactual_terms(
     if config.leave_one_out:
         drops = [iou_base] if n_neg == 1 else [mask_iou(r.mask, gt) for r in results[2:]]
         credits = [scaled(iou_full - d) for d in drops]
-        gain, loo_min = float(np.mean(credits)), float(min(credits))
+        gain, loo_min = float(np.clip(sum(credits), -config.gain_clip, config.gain_clip)), float(min(credits))
     else:
         gain, loo_min = scaled(iou_full - iou_base), 0.0
     ph, pw = prompt_hw or gt.shape
-    inside = _inside_share(points_neg, gt, (gt.shape[1] / pw, gt.shape[0] / ph))
+    inside = _inside_count(points_neg, gt, (gt.shape[1] / pw, gt.shape[0] / ph))
     terms.update(
         neg_count=float(n_neg),
-        neg_inside_gt=inside,
+        neg_inside_gt=float(inside),
         iou_base=iou_base,
         neg_gain=gain,
         neg_loo_min=loo_min,

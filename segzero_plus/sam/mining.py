@@ -14,6 +14,13 @@ an image share the encode too), all in the row's frame (the MODEL frame of a tra
 
 ``union`` = their union. By construction every map is disjoint from the gt mask.
 
+Each row's stats count, per map, the components the geometry negative reward would pay a negative for
+(:mod:`segzero_plus.rewards.confused`: whole 4-connected components with a pixel within ``near_px`` of
+the target's box, outside ``clearance_px`` of the target, of at least ``min_area_px`` pixels). The
+summary's ``coverage`` is the share of rows with at least one such component in ``union``; a row whose
+only confused pixels are SAM's slop hugging the target, a speck or a far-away distractor gives the
+reward nothing to pay, so it is not covered (``coverage_any_pixel`` counts any confused pixel).
+
 :func:`mine_parquet` runs this over a training parquet (docs/CONVENTIONS.md): it fills
 ``confused_mask`` in ``reward_model.ground_truth`` and the per-source ``confused_regions`` column. It is
 seeded (each row's draws depend only on the seed and the row id), parallel over GPUs through Ray actors,
@@ -58,6 +65,8 @@ from segzero_plus.data.outputs import (
 from segzero_plus.data.schema import TRAINING_SCHEMA
 from segzero_plus.devices import resolve_device
 from segzero_plus.errors import UserError
+from segzero_plus.rewards.config import RewardConfig
+from segzero_plus.rewards.confused import confused_components
 
 logger = logging.getLogger(__name__)
 
@@ -75,6 +84,9 @@ class MiningConfig:
             is dropped.
         score_threshold: keep a sampled multimask output whose predicted IoU exceeds this (the plan: 0.5).
         sources: which sources make up ``union``.
+        near_px, clearance_px, min_area_px: the geometry reward's component rule used to count each
+            map's payable components (defaults: ``RewardConfig``'s ``confused_near_px``,
+            ``confused_clearance_px``, ``min_confused_area_px``).
     """
 
     n_samples: int = 5
@@ -82,11 +94,16 @@ class MiningConfig:
     max_tries: int = 5
     score_threshold: float = 0.5
     sources: tuple[str, ...] = SOURCES
+    near_px: float = RewardConfig.confused_near_px
+    clearance_px: float = RewardConfig.confused_clearance_px
+    min_area_px: int = RewardConfig.min_confused_area_px
 
     def __post_init__(self) -> None:
         unknown = set(self.sources) - set(SOURCES)
         if unknown:
             raise ValueError(f"unknown mining sources {sorted(unknown)}; choose from {SOURCES}")
+        if min(self.near_px, self.clearance_px, self.min_area_px) < 0:
+            raise ValueError("MiningConfig: near_px, clearance_px and min_area_px must be >= 0")
 
 
 @dataclass
@@ -207,6 +224,17 @@ def mine_confused_regions(
         "n_sampled_masks_kept": kept,
         "n_distractors": len(distractor_masks),
     }
+    gt_extent = mask_bbox(gt)
+    for name, m in (
+        ("union", union),
+        ("oracle_fp", oracle_fp),
+        ("sampled", sampled),
+        ("distractors", distractors),
+    ):
+        comps = confused_components(gt, m, config.near_px, config.min_area_px, config.clearance_px, gt_extent)
+        stats[f"{name}_components"] = comps.count
+        if name == "union":
+            stats["union_counted_area"] = int(np.count_nonzero(comps.labels))
     return ConfusedRegions(
         union=union, oracle_fp=oracle_fp, sampled=sampled, distractors=distractors, stats=stats
     )
@@ -432,19 +460,32 @@ def stable_image_key_bytes(data: bytes) -> str:
     return hashlib.sha1(data).hexdigest()
 
 
+def _share(stats: list[dict[str, Any]], key: str) -> float:
+    """Share of ``stats`` whose ``key`` is positive (0.0 for no rows)."""
+    return sum(1 for s in stats if s[key] > 0) / len(stats) if stats else 0.0
+
+
 def _summarise(output_path: str) -> dict[str, Any]:
-    """Coverage over the rows of the written file: share of rows whose confused region is non-empty."""
+    """Coverage over the rows of the written file: share of rows with a component the reward pays for
+    (per source too), and share with any confused pixel. Rows mined before component counts existed are
+    reported in ``rows_without_component_stats`` and left out of the component shares."""
     import pyarrow.parquet as pq
 
     regions = pq.read_table(output_path, columns=["confused_regions"]).column("confused_regions").to_pylist()
     n = len(regions)
     mined = [json.loads(r)["stats"] for r in regions if r]
-    share = lambda key: sum(1 for s in mined if s[key] > 0) / len(mined) if mined else 0.0  # noqa: E731
+    counted = [s for s in mined if "union_components" in s]
+    if len(counted) < len(mined):
+        logger.warning(
+            "%d mined rows have no component counts (mined by an older version)", len(mined) - len(counted)
+        )
     return {
         "rows": n,
         "rows_with_regions": len(mined),
-        "coverage": share("union_area"),
-        "coverage_by_source": {src: share(f"{src}_area") for src in SOURCES},
+        "rows_without_component_stats": len(mined) - len(counted),
+        "coverage": _share(counted, "union_components"),
+        "coverage_by_source": {src: _share(counted, f"{src}_components") for src in SOURCES},
+        "coverage_any_pixel": _share(mined, "union_area"),
         "mean_union_fraction_of_gt": float(np.mean([s["union_area"] / max(1, s["gt_area"]) for s in mined]))
         if mined
         else 0.0,
@@ -803,6 +844,7 @@ def _cli(args: argparse.Namespace) -> int:
         "rows",
         "coverage",
         "coverage_by_source",
+        "coverage_any_pixel",
         "bad_rows",
         "bad_row_ids",
         "rows_without_mask",

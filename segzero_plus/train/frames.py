@@ -118,6 +118,7 @@ def scale_reward_config(
     return config.replace(
         l1_threshold_px=config.l1_threshold_px * s,
         point_threshold_px=config.point_threshold_px * s,
+        confused_clearance_px=config.confused_clearance_px * s,
         confused_near_px=config.confused_near_px * s,
         negative_box_margin_px=config.negative_box_margin_px * s,
         min_confused_area_px=int(round(config.min_confused_area_px * sx * sy)),

@@ -16,9 +16,10 @@ import pytest
 from segzero_plus.data.schema import TRAINING_SCHEMA, loads_ground_truth
 from segzero_plus.geometry import inscribed_circle_centres, mask_bbox
 from segzero_plus.masks import decode_rle, encode_rle
+from segzero_plus.rewards import RewardConfig, confused_components
 from segzero_plus.sam.build import build_sam2_model
 from segzero_plus.sam.mining import MiningConfig, mine_confused_regions, mine_parquet, sample_probe_points
-from segzero_plus.sam.scorer import SamScorer
+from segzero_plus.sam.scorer import MaskResult, SamScorer
 from segzero_plus.scenes import encode_png
 
 
@@ -92,6 +93,51 @@ def test_mining_on_look_alike_scenes(scorer, scenes):
     )
 
 
+class _FixedOracle:
+    """A stand-in for SAM whose perfectly prompted mask is a given mask (the sampled probe is off)."""
+
+    def __init__(self, mask: np.ndarray) -> None:
+        self.mask = mask
+
+    def score_many(self, requests):
+        return [
+            [MaskResult(masks=self.mask[None].copy(), iou_preds=np.ones(1, np.float32))] for _ in requests
+        ]
+
+
+def test_component_counts_follow_the_reward_rule():
+    """What the coverage counts: slop hugging the target, a speck and a far distractor are confused
+    pixels but no component the reward pays for; a leak into a look-alike is one, counted whole."""
+    hw = (200, 300)
+    target = np.zeros(hw, bool)
+    target[80:120, 100:140] = True
+    slop = np.zeros(hw, bool)
+    slop[77:123, 97:143] = True  # SAM's mask 3 px larger all round
+    leak = np.zeros(hw, bool)
+    leak[90:110, 170:290] = True  # a look-alike 30 px right of the target, 120 px long
+    far = np.zeros(hw, bool)
+    far[0:30, 0:30] = True
+    speck = np.zeros(hw, bool)
+    speck[60:62, 100:102] = True
+    config = MiningConfig(sources=("oracle_fp", "distractors"))
+
+    def stats(oracle_mask, distractors):
+        return mine_confused_regions(
+            _FixedOracle(oracle_mask), "k", None, target, distractor_masks=distractors, config=config
+        ).stats
+
+    ring_only = stats(slop, [far])
+    assert ring_only["oracle_fp_area"] == 46 * 46 - 40 * 40 and ring_only["oracle_fp_components"] == 0
+    assert ring_only["distractors_area"] == 900 and ring_only["distractors_components"] == 0
+    assert ring_only["union_components"] == 0 and ring_only["union_counted_area"] == 0
+    leaking = stats(slop | leak | speck, [far])
+    assert leaking["oracle_fp_components"] == leaking["union_components"] == 1
+    assert leaking["union_counted_area"] == 20 * 120  # the whole look-alike, not its near part
+    assert stats(slop, [leak])["distractors_components"] == 1
+    with pytest.raises(ValueError, match="must be >= 0"):
+        MiningConfig(clearance_px=-1)
+
+
 def _training_parquet(scenes, path, rows_per_image=2):
     from segzero_plus.data.io import write_rows
     from segzero_plus.data.training import training_row
@@ -135,8 +181,24 @@ def test_mine_parquet_contract_resume_and_summary(tiny_sam_checkpoint, scenes, t
     assert summary["images_encoded_now"] == len(chosen)
     assert summary["rows"] == summary["rows_with_regions"] == summary["rows_mined_now"] == len(rows)
     n_with_distractors = sum(1 for s in chosen if s.distractor_masks)
-    assert summary["coverage_by_source"]["distractors"] == pytest.approx(n_with_distractors / len(chosen))
-    assert summary["coverage"] >= summary["coverage_by_source"]["distractors"]
+    assert summary["coverage_any_pixel"] >= n_with_distractors / len(chosen)
+    assert (
+        summary["coverage"] <= summary["coverage_any_pixel"] and summary["rows_without_component_stats"] == 0
+    )
+    assert summary["coverage"] >= max(summary["coverage_by_source"].values())  # union has every component
+    near = RewardConfig()
+    payable = [  # does a distractor give the reward a component to pay a negative for?
+        confused_components(
+            s.target_mask,
+            np.logical_or.reduce([np.zeros_like(s.target_mask), *s.distractor_masks]),
+            near.confused_near_px,
+            near.min_confused_area_px,
+            near.confused_clearance_px,
+        ).count
+        > 0
+        for s in chosen
+    ]
+    assert summary["coverage_by_source"]["distractors"] == pytest.approx(sum(payable) / len(chosen))
     assert (
         json.loads((tmp_path / "mined.parquet.summary.json").read_text())["coverage"] == summary["coverage"]
     )
