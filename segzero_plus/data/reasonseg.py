@@ -42,6 +42,8 @@ class ReasonSegItem:
     queries: list[str]
     is_sentence: bool
     shapes: list[dict[str, Any]]
+    problem: str | None = None
+    """Why this item cannot be converted (no image beside the json, an unreadable json), else None."""
 
 
 def read_lisa_json(path: str | Path) -> dict[str, Any]:
@@ -94,15 +96,24 @@ def rasterise_lisa(shapes: list[dict[str, Any]], height: int, width: int) -> tup
 
 
 def list_reasonseg(root: str | Path, split: str) -> list[ReasonSegItem]:
-    """Annotated images of ``<root>/<split>`` (or ``root`` itself if it holds the jsons), sorted by name."""
+    """Annotated images of ``<root>/<split>`` (or ``root`` itself if it holds the jsons), sorted by name.
+
+    A json without an image beside it, or one that does not parse, is an item with ``problem`` set (its
+    conversion reports and skips it)."""
     root = Path(root)
     folder = root / split if (root / split).is_dir() else root
     items = []
     for jp in sorted(folder.glob("*.json")):
         image = next((jp.with_suffix(s) for s in IMAGE_SUFFIXES if jp.with_suffix(s).exists()), None)
-        if image is None:
-            raise FileNotFoundError(f"no image next to {jp} (looked for {', '.join(IMAGE_SUFFIXES)})")
-        anno = read_lisa_json(jp)
+        try:
+            if image is None:
+                raise ValueError(f"no image next to {jp.name} (looked for {', '.join(IMAGE_SUFFIXES)})")
+            anno = read_lisa_json(jp)
+            if not isinstance(anno, dict):
+                raise ValueError("the json is not an object")
+        except (OSError, ValueError) as exc:  # json.JSONDecodeError is a ValueError
+            items.append(ReasonSegItem(jp.stem, image or jp, jp, [], False, [], problem=str(exc)))
+            continue
         text = anno.get("text") or []
         if isinstance(text, str):
             text = [text]

@@ -103,21 +103,30 @@ class ReferDataset:
         refs_path = folder / f"refs({split_by}).p"
         inst_path = folder / "instances.json"
         for p in (refs_path, inst_path):
-            if not p.exists():
-                raise FileNotFoundError(
-                    f"{p} not found (expected the refer layout: instances.json + refs(...).p)"
-                )
+            if not p.is_file():
+                raise UserError(f"{p} not found (expected the refer layout: instances.json + refs(...).p)")
         self.dataset = dataset
         self.split_by = split_by
         self.folder = folder
-        self.refs: list[dict[str, Any]] = load_refs_pickle(refs_path)
-        instances = json.loads(inst_path.read_text())
-        self.images: dict[int, dict[str, Any]] = {int(im["id"]): im for im in instances["images"]}
-        self.anns: dict[int, dict[str, Any]] = {int(a["id"]): a for a in instances["annotations"]}
-        self.categories: dict[int, str] = {int(c["id"]): c["name"] for c in instances.get("categories", [])}
-        self._anns_by_image: dict[int, list[int]] = defaultdict(list)
-        for a in instances["annotations"]:
-            self._anns_by_image[int(a["image_id"])].append(int(a["id"]))
+        self.refs_path, self.instances_path = refs_path, inst_path
+        try:
+            self.refs: list[dict[str, Any]] = load_refs_pickle(refs_path)
+            instances = json.loads(inst_path.read_text())
+            self.images: dict[int, dict[str, Any]] = {int(im["id"]): im for im in instances["images"]}
+            self.anns: dict[int, dict[str, Any]] = {int(a["id"]): a for a in instances["annotations"]}
+            self.categories: dict[int, str] = {
+                int(c["id"]): c["name"] for c in instances.get("categories", [])
+            }
+            self._anns_by_image: dict[int, list[int]] = defaultdict(list)
+            for a in instances["annotations"]:
+                self._anns_by_image[int(a["image_id"])].append(int(a["id"]))
+        except UserError:
+            raise
+        except Exception as exc:  # a truncated or foreign file: pickle/json raise many types
+            raise UserError(
+                f"cannot read the refer annotations in {folder} ({type(exc).__name__}: {exc}); "
+                "re-download refs(...).p and instances.json"
+            ) from None
 
     @property
     def slug(self) -> str:

@@ -25,18 +25,14 @@ from typing import Any, Protocol
 import numpy as np
 
 from segzero_plus.devices import resolve_device
-from segzero_plus.model_folders import (
-    NO_REMOTE_CODE,
-    UnsafeCheckpointError,
-    load_pretrained_model,
-    vllm_load_format,
-)
+from segzero_plus.errors import UserError
+from segzero_plus.model_folders import NO_REMOTE_CODE, load_pretrained_model, vllm_load_format
 from segzero_plus.prompts import get_template
 
 BACKENDS: tuple[str, ...] = ("transformers", "vllm", "replay")
 
 
-class BackendError(RuntimeError):
+class BackendError(UserError, RuntimeError):
     """A backend that cannot be built (missing package, missing or unreadable model folder)."""
 
 
@@ -172,8 +168,13 @@ class TransformersBackend(_ChatModelBackend):
             self.model = load_pretrained_model(
                 Qwen2_5_VLForConditionalGeneration, path, dtype=getattr(torch, dtype)
             )
-        except (OSError, ValueError, UnsafeCheckpointError) as exc:
-            raise BackendError(f"cannot load the model in {path}: {exc}") from exc
+        except UserError:
+            raise
+        except Exception as exc:  # truncated weights, a broken config: loaders raise many types
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            raise BackendError(
+                f"cannot load the model in {path} ({type(exc).__name__}: {first}); check or re-download it"
+            ) from exc
         self.model.to(self.device).eval()
         tok = self.processor.tokenizer
         tok.padding_side = "left"  # decoder-only batching: pad on the left, always
@@ -315,13 +316,17 @@ class ReplayBackend:
         import json
 
         self.responses = {}
-        for line in path.read_text().splitlines():
+        try:
+            lines = path.read_bytes().decode("utf-8", errors="replace").splitlines()
+        except OSError as exc:
+            raise BackendError(f"cannot read the responses file {path}: {exc.strerror}") from None
+        for line in lines:
             if line.strip():
                 try:
                     rec = json.loads(line)
                 except ValueError:
-                    continue  # a torn last line of a run's samples.jsonl
-                if rec.get("response") is not None:
+                    continue  # a torn or corrupt line: its sample has no response (counted unparseable)
+                if isinstance(rec, dict) and rec.get("id") is not None and rec.get("response") is not None:
                     self.responses[str(rec["id"])] = str(rec["response"])
 
     def generate(

@@ -21,12 +21,13 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from segzero_plus.data.io import atomic_write_bytes
+from segzero_plus.errors import UserError
 from segzero_plus.evaluation.runner import METRICS_FILE
 from segzero_plus.sam.protocol import PUBLISHED_PROTOCOL, SINGLE_MASK
 
@@ -90,7 +91,7 @@ def find_runs(paths: Sequence[str | Path]) -> list[Path]:
             {m.parent for depth in ("*", "*/*", "*/*/*") for m in p.glob(f"{depth}/{METRICS_FILE}")}
         )
         if not found:
-            raise FileNotFoundError(f"no {METRICS_FILE} in {p} or below (is it an `evaluate` run directory?)")
+            raise UserError(f"no {METRICS_FILE} in {p} or below (is it an `evaluate` run directory?)")
         runs.extend(found)
     return runs
 
@@ -99,11 +100,17 @@ def load_results(run_dirs: Sequence[Path]) -> list[SplitResult]:
     """Per-split results of every run (later runs replace earlier ones for the same method and split)."""
     table: dict[tuple[str, str, str], SplitResult] = {}
     for run in run_dirs:
-        m = json.loads((run / METRICS_FILE).read_text())
-        name = m.get("name") or run.name
-        protocol = (m.get("config") or {}).get("sam_protocol") or LEGACY_PROTOCOL
-        for key, sm in m["by_split"].items():
-            ds, _, split = key.rpartition("/")
+        try:
+            m = json.loads((run / METRICS_FILE).read_text())
+            name = m.get("name") or run.name
+            protocol = (m.get("config") or {}).get("sam_protocol") or LEGACY_PROTOCOL
+            splits = [(key.rpartition("/"), dict(sm)) for key, sm in m["by_split"].items()]
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise UserError(
+                f"{run / METRICS_FILE} is unreadable or not an evaluate metrics file ({type(exc).__name__}: "
+                f"{exc}); rerun `segzero-plus evaluate` with the same options to rewrite it"
+            ) from None
+        for (ds, _, split), sm in splits:
             table[(name, ds, split)] = SplitResult(
                 name, ds, split, sm, bool(m.get("complete", True)), str(run), protocol
             )
@@ -217,7 +224,7 @@ def render_report(run_dirs: Sequence[str | Path], title: str = "Seg-Zero++ resul
     """The full markdown report of the given runs (see module docstring)."""
     results = load_results(find_runs(run_dirs))
     if not results:
-        raise ValueError("the runs hold no samples")
+        raise UserError("the runs hold no samples; evaluate them first")
     return (
         f"# {title}\n\n"
         "IoUs in percent. Failed samples (unparseable answer, empty mask, SAM error, ...) count as IoU 0 with "
@@ -234,6 +241,8 @@ def render_report(run_dirs: Sequence[str | Path], title: str = "Seg-Zero++ resul
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    from segzero_plus.arguments import positive_int
+
     p = subparsers.add_parser(
         "report", help="markdown results table across evaluation runs (+ gallery, curves)"
     )
@@ -243,11 +252,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default=None, help="write the markdown here (default: print it)")
     p.add_argument("--title", default="Seg-Zero++ results")
     p.add_argument("--gallery", action="store_true", help="also write <run>/gallery/index.html for each run")
-    p.add_argument("--gallery-k", type=int, default=8, help="samples per gallery section")
+    p.add_argument("--gallery-k", type=positive_int, default=8, help="samples per gallery section")
     p.add_argument(
         "--curves", nargs="*", default=None, help="training logs (verl file logger JSONL or console)"
     )
     p.add_argument("--curves-out", default="training_curves.png", help="PNG for --curves")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out / --curves-out")
     p.add_argument(
         "--curves-pattern", default=None, help="regex of the logged keys to plot (default: reward terms)"
     )
@@ -256,29 +266,33 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _cli(args: argparse.Namespace) -> int:
     if not args.runs and not args.curves:
-        print("error: give run directories and/or --curves LOG", file=sys.stderr)
-        return 2
-    try:
-        if args.runs:
-            text = render_report(args.runs, args.title)
-            if args.out:
-                Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-                Path(args.out).write_text(text)
-                print(f"wrote {args.out}")
-            else:
-                print(text)
-            if args.gallery:
-                from segzero_plus.evaluation.gallery import write_gallery
+        raise UserError("give run directories and/or --curves LOG")
+    for log in args.curves or []:
+        if not Path(log).is_file():
+            raise UserError(f"training log not found: {log}")
+    outputs = [Path(p) for p in (args.out, args.curves and args.curves_out) if p]
+    existing = [p for p in outputs if p.exists()]
+    if existing and not args.overwrite:
+        raise UserError(f"{existing[0]} exists; pass --overwrite to replace it")
+    if args.runs:
+        text = render_report(args.runs, args.title)
+        if args.out:
+            atomic_write_bytes(args.out, text.encode())
+            print(f"wrote {args.out}")
+        else:
+            print(text)
+        if args.gallery:
+            from segzero_plus.evaluation.gallery import write_gallery
 
-                for run in find_runs(args.runs):
-                    print(f"wrote {write_gallery(run, k=args.gallery_k)}")
-        if args.curves:
-            from segzero_plus.evaluation.curves import plot_curves
+            for run in find_runs(args.runs):
+                print(f"wrote {write_gallery(run, k=args.gallery_k)}")
+    if args.curves:
+        from segzero_plus.evaluation.curves import plot_curves
 
-            kwargs = {"pattern": args.curves_pattern} if args.curves_pattern else {}
+        kwargs = {"pattern": args.curves_pattern} if args.curves_pattern else {}
+        try:
             path = plot_curves(args.curves, args.curves_out, **kwargs)
-            print(f"wrote {path}")
-    except (FileNotFoundError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        except ValueError as exc:  # no numeric series matched
+            raise UserError(str(exc)) from None
+        print(f"wrote {path}")
     return 0

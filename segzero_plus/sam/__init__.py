@@ -61,7 +61,7 @@ image's own frame)
     ConfusedRegions(union, oracle_fp, sampled, distractors, stats); .to_json() -> str
     mine_parquet(input_path, output_path, *, config_name="sam2.1_hiera_l", checkpoint=None,
                  device="auto", model_seed=0, config=MiningConfig(), seed=0, shard_rows=256,
-                 num_workers=0, overwrite=False, cache_size=8, torch_threads=None,
+                 num_workers=0, remine=False, overwrite=False, cache_size=8, torch_threads=None,
                  progress=True) -> dict  (summary, also written to <output>.summary.json)
 
 Typical use in a verl reward manager (async ``run_single``)::

@@ -18,6 +18,8 @@ from typing import Any
 
 import torch
 
+from segzero_plus.errors import UserError
+
 DEFAULT_SAM_CONFIG = "sam2.1_hiera_l"
 """Production scorer: SAM 2.1 Hiera-L."""
 
@@ -47,8 +49,12 @@ _POSTPROCESSING: dict[str, Any] = {
 }
 
 
-class SamCheckpointError(RuntimeError):
+class SamCheckpointError(UserError, RuntimeError):
     """A SAM2 checkpoint file is missing, unreadable, or does not match the config."""
+
+
+class SamConfigError(UserError, ValueError):
+    """A SAM2 config name that :data:`SAM_CONFIGS` does not hold."""
 
 
 def _sam2_package_dir() -> Path:
@@ -80,7 +86,7 @@ def sam_model_config(config_name: str, device: str = "cpu") -> Any:
     from omegaconf import OmegaConf
 
     if config_name not in SAM_CONFIGS:
-        raise ValueError(f"unknown SAM2 config {config_name!r}; choose one of {sorted(SAM_CONFIGS)}")
+        raise SamConfigError(f"unknown SAM2 config {config_name!r}; choose one of {sorted(SAM_CONFIGS)}")
     rel_path, overrides = SAM_CONFIGS[config_name]
     cfg = OmegaConf.load(_sam2_package_dir() / rel_path)
     for key, value in {**overrides, **_POSTPROCESSING}.items():
