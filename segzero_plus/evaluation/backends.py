@@ -168,8 +168,6 @@ class TransformersBackend(_ChatModelBackend):
             self.model = load_pretrained_model(
                 Qwen2_5_VLForConditionalGeneration, path, dtype=getattr(torch, dtype)
             )
-        except UserError:
-            raise
         except Exception as exc:  # truncated weights, a broken config: loaders raise many types
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
             raise BackendError(
