@@ -6,7 +6,7 @@
 # checkpoints: checkpoints/segzero_plus/<name>/. CONFIG_NAME picks the primary config (segzero_plus_7b).
 source "$(dirname "${BASH_SOURCE[0]}")/_common.sh"
 CONFIG_NAME="${CONFIG_NAME:-segzero_plus_7b}"
-EXPERIMENTS="${EXPERIMENTS:-baseline neg_output_only neg_simple_reward neg_full_reward neg_1_points neg_2_points neg_3_points neg_weight_0.5 neg_weight_1.0 neg_weight_2.0}"
+EXPERIMENTS="${EXPERIMENTS:-baseline neg_output_only neg_simple_reward neg_full_reward neg_1_points neg_2_points neg_weight_0.5 neg_weight_2.0}"
 read -r -a experiments <<<"$EXPERIMENTS"
 cd "$SEGZERO_REPO"
 

@@ -58,7 +58,7 @@ def test_ablation_script_preflights_every_ablation_in_one_go():
     proc = run_script("run_ablations.sh", "trainer.total_training_steps=5")
     assert proc.returncode == 0, _out(proc)
     assert proc.stdout.count("pre-flight passed") == 10
-    for name in ("baseline", "neg_simple_reward", "neg_3_points", "neg_weight_2.0"):
+    for name in ("baseline", "neg_simple_reward", "neg_2_points", "neg_weight_2.0"):
         assert f"experiment={name} trainer.total_training_steps=5" in proc.stdout
     two = run_script("run_ablations.sh", EXPERIMENTS="neg_output_only nonexistent_experiment")
     assert two.returncode != 0 and "nonexistent_experiment" in two.stdout
