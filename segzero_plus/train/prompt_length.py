@@ -63,18 +63,37 @@ def _row_length(dataset: Any, doc: dict[str, Any]) -> int:
     return len(inputs["input_ids"][0])
 
 
+_COUNTED: dict[tuple[str, ...], LengthReport] = {}
+"""Counts already made in this process, keyed by file (path, size, mtime), model folder and the data
+options that change a count: checking several experiments over the same file counts it once."""
+_LENGTH_OPTIONS = ("prompt_key", "image_key", "video_key", "image_patch_size", "apply_chat_template_kwargs",
+                   "mm_processor_kwargs", "return_raw_chat")  # fmt: skip
+
+
 def prompt_lengths(
     data_config: Any, model_dir: str | Path, parquet: str | Path, num_proc: int | None = None
 ) -> LengthReport:
     """Prompt tokens of every row of ``parquet`` with the processor of ``model_dir`` and the ``data``
     section ``data_config`` (its template kwargs, image keys, patch size). ``num_proc``: processes for
     ``datasets.map`` (verl's filter uses ``data.filter_overlong_prompts_workers``)."""
+    import json
+
     from omegaconf import OmegaConf
-    from verl.utils import hf_processor, hf_tokenizer
-    from verl.utils.dataset.rl_dataset import RLHFDataset
 
     config = OmegaConf.create(OmegaConf.to_container(data_config, resolve=True))
     config.filter_overlong_prompts = False
+    stat = Path(parquet).stat()
+    options = json.dumps({k: config.get(k) for k in _LENGTH_OPTIONS}, sort_keys=True, default=str)
+    key = (str(Path(parquet).resolve()), str(stat.st_size), str(stat.st_mtime_ns), str(model_dir), options)
+    if key not in _COUNTED:
+        _COUNTED[key] = _count(config, model_dir, parquet, num_proc)
+    return _COUNTED[key]
+
+
+def _count(config: Any, model_dir: str | Path, parquet: str | Path, num_proc: int | None) -> LengthReport:
+    from verl.utils import hf_processor, hf_tokenizer
+    from verl.utils.dataset.rl_dataset import RLHFDataset
+
     dataset = RLHFDataset(
         data_files=[str(parquet)],
         tokenizer=hf_tokenizer(str(model_dir)),

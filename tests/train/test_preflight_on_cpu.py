@@ -282,9 +282,21 @@ def test_data_files_are_loaded_and_matched_to_the_reward(training_files, tiny_qw
 
 
 def test_cli_exit_codes(capsys):
+    """Input errors (a misspelled override, an unknown experiment, a missing data file) are one ``error:``
+    line and exit 2; a config that is wrong is FAIL lines and exit 1; a good one exits 0."""
     from segzero_plus.cli import main
 
-    assert main(["check-train", "--dry-run", "trainer.save_path=/x"]) == 1
+    for args, needle in (
+        (["--dry-run", "trainer.save_path=/x"], "trainer.default_local_dir"),
+        (["--dry-run", "experiment=neg_3_point"], "neg_3_point"),
+        (["data.train_files=/nonexistent/train.parquet"], "/nonexistent/train.parquet does not exist"),
+    ):
+        assert main(["check-train", *args]) == 2, args
+        captured = capsys.readouterr()
+        (line,) = captured.err.strip().splitlines()
+        assert line.startswith("error: check-train:") and needle in line, line
+        assert "Traceback" not in captured.err + captured.out
+    assert main(["check-train", "--dry-run", "actor_rollout_ref.actor.ppo_mini_batch_size=6"]) == 1
     assert "pre-flight FAILED" in capsys.readouterr().out
     assert (
         main(
