@@ -351,3 +351,67 @@ def test_reward_loop_manager_with_ray_workers_and_one_shared_sam_actor(
             assert info["bbox_iou"][i] == 1.0 and info["point"][i] == 1.0 and info["seg_format"][i] == 1.0
         if kind != "rollout":  # the crafted answers survive tokenisation unchanged
             assert response == _responses_for(rows[i // 4])[kind]
+
+
+# ------------------------------------------------------------------------------------------ streaming shapes
+def _one_sample_batch(row, response_ids, n: int = 1):
+    """A DataProto of one trajectory built as verl 0.9.1's AgentLoopWorker._compute_score builds it
+    (verl/experimental/agent_loop/agent_loop.py): unpadded tensors, ``np.array([v] * n)`` per field."""
+    import torch
+    from verl import DataProto
+
+    prompt_ids = torch.tensor([1, 2, 3])  # the manager reads only the response
+    responses = torch.tensor(response_ids)
+    input_ids = torch.cat([prompt_ids, responses])
+    batch = {
+        "prompts": prompt_ids[None],
+        "responses": responses[None],
+        "attention_mask": torch.ones_like(input_ids)[None],
+        "input_ids": input_ids[None],
+        "position_ids": torch.arange(len(input_ids))[None],
+    }
+    fields = {k: v for k, v in row.items() if not isinstance(v, torch.Tensor)}
+    non_tensor = {k: np.array([v] * n) for k, v in fields.items()}
+    return DataProto.from_dict(tensors=batch, non_tensors=non_tensor)
+
+
+def test_run_single_scores_the_streaming_paths_one_sample_batches(
+    manager, cfg, tokenizer, tiny_qwen_dir, parquet, rows
+):
+    """verl's streaming path hands ``raw_prompt`` over as a (1, 2) object array (a 2-message prompt through
+    ``np.array([v] * n)``): the exact answer must score what the core gives it, with no reward error."""
+    dataset = load_rlhf_dataset(cfg.data, tiny_qwen_dir, parquet, tokenizer)
+    row = dataset[0]
+    answer = _responses_for(rows[0])["exact"]
+    ids = [*tokenizer(answer, add_special_tokens=False)["input_ids"], tokenizer.eos_token_id]
+    data = _one_sample_batch(row, ids)
+    assert data.non_tensor_batch["raw_prompt"].shape == (1, 2)
+    out = asyncio.run(manager.run_single(data))
+    info = out["reward_extra_info"]
+    expected = total_reward(
+        answer, to_ground_truth(rows[0]["reward_model"]["ground_truth"]), manager.options.reward
+    )
+    assert info["reward_error"] == 0.0, info
+    assert out["reward_score"] == pytest.approx(expected["score"], abs=1e-9) and expected["score"] >= 5.0
+    assert info["bbox_iou"] == 1.0 and info["point"] == 1.0
+
+
+def test_a_sam_failure_falls_back_to_the_sam_free_terms(cfg, tokenizer, tiny_qwen_dir, parquet, rows):
+    """SAM unreachable is an infrastructure fault, not a bad answer: the sample keeps every SAM-free term
+    (flagged and counted), instead of a 0 that GRPO would turn into a negative advantage."""
+    from segzero_plus.sam.actor import SamUnavailableError
+    from segzero_plus.verl_reward import SegZeroPlusRewardManager
+
+    class DownScorer:
+        def score(self, *args, **kwargs):
+            raise SamUnavailableError("SAM scorer failed twice: actor died")
+
+    sam_cfg = make_cfg(tiny_qwen_dir, parquet, "experiment=segzero_plus_sam_cf")
+    manager = SegZeroPlusRewardManager(sam_cfg, tokenizer, sam_scorer=DownScorer())
+    answer = _responses_for(rows[0])["exact"]
+    gt = rows[0]["reward_model"]["ground_truth"]
+    raw_prompt = load_rlhf_dataset(sam_cfg.data, tiny_qwen_dir, parquet, tokenizer)[0]["raw_prompt"]
+    info = manager.score_text(answer, gt, np.array([raw_prompt] * 1)[0])
+    sam_free = total_reward(answer, to_ground_truth(gt), manager.options.reward)
+    assert info["sam_failed"] == 1.0 and info["sam_counterfactual"] == 0.0
+    assert info["score"] == pytest.approx(sam_free["score"], abs=1e-9) and info["score"] >= 5.0

@@ -133,6 +133,7 @@ def test_the_shipped_runs_have_their_own_folders():
     "override, needle",
     [
         ("actor_rollout_ref.actor.grad_clip=2.0", "optim.clip_grad"),
+        ("+worker.actor.max_grad_norm=1.0", "actor_rollout_ref.actor.optim.clip_grad"),
         ("actor_rollout_ref.actor.use_torch_compile=false", "fsdp_config.use_torch_compile"),
         ("data.truncation=left", "filter_overlong_prompts"),
         ("actor_rollout_ref.rollout.max_model_len=null", "max_model_len is not set"),
