@@ -21,9 +21,8 @@ from PIL import Image
 from segzero_plus.data.lookalike import scenes_to_training_rows
 from segzero_plus.data.schema import TRAINING_SCHEMA, to_ground_truth
 from segzero_plus.data.training import TrainingOptions
-from segzero_plus.geometry import inscribed_circle_centres
-from segzero_plus.masks import decode_rle
 from segzero_plus.rewards import total_reward
+from segzero_plus.testing.answers import crafted_answers
 from segzero_plus.testing.rollout_server import image_digest
 from segzero_plus.train.options import ManagerOptions
 from segzero_plus.train.preflight import compose
@@ -31,27 +30,6 @@ from segzero_plus.train.step_log import step_log_actor_name
 
 N_PROMPTS, N_ROLLOUTS = 2, 4
 KINDS = ("exact", "shifted", "malformed")  # scripted; the 4th rollout of each prompt is sampled freely
-
-
-def _answer(bbox, pos, neg=()):
-    return (
-        "<think> the target is the one next to the square </think>"
-        f'<answer>{{"bbox": {[int(v) for v in bbox]}, "points_pos": {[[int(x), int(y)] for x, y in pos]}, '
-        f'"points_neg": {[[int(x), int(y)] for x, y in neg]}}}</answer>'
-    )
-
-
-def scripted_answers(row) -> dict[str, str]:
-    gt = json.loads(row["reward_model"]["ground_truth"])
-    x1, y1, x2, y2 = gt["bbox"]
-    neg = inscribed_circle_centres(decode_rle(gt["distractor_masks"][0]), 1) if gt["distractor_masks"] else []
-    return {
-        "exact": _answer(gt["bbox"], gt["points"], neg),
-        "shifted": _answer(
-            [x1 + 40, y1 + 40, x2 + 40, y2 + 40], [(p[0] + 40, p[1] + 40) for p in gt["points"]]
-        ),
-        "malformed": "it is the red one near (10, 20) {'bbox': [1, 2, oops",
-    }
 
 
 @pytest.fixture(scope="module")
@@ -98,7 +76,7 @@ def streamed(rows, tiny_qwen_dir, tmp_path_factory):
     scripts = {}
     for row in rows:
         image = Image.open(io.BytesIO(row["images"][0]["bytes"]))
-        answers = scripted_answers(row)
+        answers = crafted_answers(row)
         scripts[image_digest(image)] = [answers[k] for k in KINDS]
 
     # logical CPUs only: every actor here asks for 0 or 1, the work is throttled by one torch thread each
@@ -195,7 +173,7 @@ def test_streaming_path_scores_the_ground_truth_highest(streamed, rows, tiny_qwe
         text = _decode(tiny_qwen_dir, ids)
         assert info["reward_error"] == 0.0, (text, info)
         assert score == pytest.approx(info["score"], abs=1e-6)
-        answers = scripted_answers(rows[row])
+        answers = crafted_answers(rows[row])
         kind = next((k for k in ("exact", "shifted") if answers[k] == text), None)
         if kind is None:  # the byte-level tokenizer may re-space the malformed text; match its start
             kind = "malformed" if text.startswith(answers["malformed"][:20]) else "sampled"
