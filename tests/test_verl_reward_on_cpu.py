@@ -53,6 +53,7 @@ def make_cfg(tiny_qwen_dir, parquet, *overrides):
             f"data.train_files={parquet}",
             f"data.val_files={parquet}",
             "data.max_prompt_length=4096",
+            f"trainer.default_local_dir={parquet.parent / 'checkpoints'}",  # the step log goes there
             *overrides,
         ],
     )
