@@ -63,6 +63,8 @@ def _row_length(dataset: Any, doc: dict[str, Any]) -> int:
     return len(inputs["input_ids"][0])
 
 
+PARALLEL_MIN_ROWS = 256
+"""Files smaller than this are counted in this process (forking a pool costs more than it saves)."""
 _COUNTED: dict[tuple[str, ...], LengthReport] = {}
 """Counts already made in this process, keyed by file (path, size, mtime), model folder and the data
 options that change a count: checking several experiments over the same file counts it once."""
@@ -107,6 +109,8 @@ def _count(config: Any, model_dir: str | Path, parquet: str | Path, num_proc: in
         except Exception:  # verl scores such a row as too long and drops it
             return {"_segzero_prompt_tokens": -1}
 
+    if len(dataset.dataframe) < PARALLEL_MIN_ROWS:
+        num_proc = None
     counted = dataset.dataframe.map(
         count, num_proc=num_proc, desc=f"counting prompt tokens of {Path(parquet).name}"
     )
