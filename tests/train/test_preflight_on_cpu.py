@@ -293,7 +293,7 @@ def test_cli_exit_codes(capsys):
     ):
         assert main(["check-train", *args]) == 2, args
         captured = capsys.readouterr()
-        (line,) = captured.err.strip().splitlines()
+        (line,) = [x for x in captured.err.splitlines() if x.startswith("error:")]
         assert line.startswith("error: check-train:") and needle in line, line
         assert "Traceback" not in captured.err + captured.out
     assert main(["check-train", "--dry-run", "actor_rollout_ref.actor.ppo_mini_batch_size=6"]) == 1
