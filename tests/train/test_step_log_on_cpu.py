@@ -53,3 +53,15 @@ def test_the_log_file_is_what_report_curves_plots(tmp_path, capsys):
     assert read_log(path)["reward/score"] == {1: 4.0, 2: 2.0}
     out = capsys.readouterr().out.splitlines()
     assert out[0] == console_line(lines[0]) and out[0].startswith("reward_terms step:1 - reward/samples:2")
+
+
+def test_report_curves_plots_the_step_log(tmp_path):
+    from segzero_plus.cli import main
+
+    path = tmp_path / "reward_terms.jsonl"
+    actor = RewardStepLogActor(str(path), samples_per_step=1)
+    for step in (1, 2, 3):
+        actor.record(step, _info(float(step)))
+    png = tmp_path / "curves.png"
+    assert main(["report", "--curves", str(path), "--curves-out", str(png)]) == 0
+    assert png.stat().st_size > 1000
