@@ -79,6 +79,9 @@ def test_gpu_smoke_script_builds_its_data_offline_and_passes_the_preflight(tmp_p
     assert pq.ParquetFile(out / "data" / "train_negative_point.parquet").metadata.num_rows == 16
     assert "[OK  ] data: train: 16 rows" in proc.stdout and "2 training step(s)" in proc.stdout
     assert "[OK  ] files: model folder" in proc.stdout and "[OK  ] files: SAM checkpoint" in proc.stdout
+    # its own rows survive verl's overlong filter: every prompt counted by the tiny model's processor
+    assert "train_negative_point.parquet: 16 rows, longest prompt" in proc.stdout, _out(proc)
+    assert "val_negative_point.parquet: 4 rows, longest prompt" in proc.stdout
 
 
 def test_verls_own_entry_point_composes_the_same_config_as_the_preflight():
