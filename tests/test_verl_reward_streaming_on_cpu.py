@@ -40,26 +40,8 @@ def rows(scenes):
     )
 
 
-@pytest.fixture(scope="module")
-def streamed(rows, tiny_qwen_dir, tmp_path_factory):
-    """One training step's rollouts through verl's streaming path: (config, sampled batch fields, step log)."""
-    ray = pytest.importorskip("ray")
-    import transfer_queue as tq
-    from torchdata.stateful_dataloader import StatefulDataLoader
-    from verl.experimental.reward_loop import RewardLoopManager
-    from verl.trainer.ppo.v1 import AgentLoopManagerTQ
-    from verl.trainer.ppo.v1.trainer_base import PPOTrainer
-    from verl.utils.dataset.rl_dataset import collate_fn
-    from verl.workers.rollout.llm_server import LLMServerClient
-    from verl.workers.rollout.router import GlobalRequestLoadBalancer
-
-    from segzero_plus.testing.rollout_server import TinyQwenRolloutServer
-    from segzero_plus.train.rollouts import load_rlhf_dataset
-
-    tmp = tmp_path_factory.mktemp("stream")
-    parquet = tmp / "train_negative_point.parquet"
-    pq.write_table(pa.Table.from_pylist(rows, schema=TRAINING_SCHEMA), parquet)
-    cfg = compose(
+def _config(tiny_qwen_dir, parquet, folder):
+    return compose(
         "segzero_plus_7b",
         [
             "hardware=smoke_1gpu",
@@ -70,22 +52,82 @@ def streamed(rows, tiny_qwen_dir, tmp_path_factory):
             f"actor_rollout_ref.rollout.n={N_ROLLOUTS}",
             "actor_rollout_ref.rollout.agent.num_workers=1",
             "reward.num_workers=2",
-            f"trainer.default_local_dir={tmp / 'checkpoints'}",
+            f"trainer.default_local_dir={folder}",
         ],
     )
+
+
+def _scripts(rows) -> dict[str, list[str]]:
+    """Image digest -> the scripted answers of its row, in :data:`KINDS` order."""
     scripts = {}
     for row in rows:
-        image = Image.open(io.BytesIO(row["images"][0]["bytes"]))
         answers = crafted_answers(row)
-        scripts[image_digest(image)] = [answers[k] for k in KINDS]
+        scripts[image_digest(Image.open(io.BytesIO(row["images"][0]["bytes"])))] = [answers[k] for k in KINDS]
+    return scripts
 
+
+def _trainer_step(cfg, dataset, agent_loops):
+    """Submit one step's prompts and sample them back with the v1 trainer's own methods, bound to a
+    namespace holding what those methods read; returns the sampled batch's KV metadata."""
+    from torchdata.stateful_dataloader import StatefulDataLoader
+    from verl.trainer.ppo.v1.trainer_base import PPOTrainer
+    from verl.utils.dataset.rl_dataset import collate_fn
+
+    trainer = types.SimpleNamespace(
+        config=cfg,
+        global_steps=1,
+        trainer_mode="sync",
+        train_dataloader=StatefulDataLoader(dataset, batch_size=N_PROMPTS, collate_fn=collate_fn),
+        train_dataloader_it=None,
+        agent_loop_manager=agent_loops,
+    )
+    for method in ("_fetch_one_gen_batch", "_add_prompts_to_generate", "_resolve_filter_groups_metric"):
+        setattr(trainer, method, types.MethodType(getattr(PPOTrainer, method), trainer))
+    PPOTrainer._submit_batch_to_rollout(trainer, PPOTrainer._next_train_batch(trainer))
+    batch, _ = PPOTrainer._build_replay_buffer(trainer).sample(
+        global_steps=1, partition_id="train", batch_size=N_PROMPTS
+    )
+    return batch
+
+
+def _read_back(tq, batch) -> dict[str, list]:
+    fields = tq.kv_batch_get(
+        keys=batch.keys,
+        partition_id="train",
+        select_fields=["responses", "rm_scores", "extra_fields", "index"],
+    )
+    n = len(batch.keys)
+    return {
+        "rows": [int(fields["index"][i]) for i in range(n)],
+        "responses": [fields["responses"][i].tolist() for i in range(n)],
+        "scores": [float(fields["rm_scores"][i].sum()) for i in range(n)],
+        "extra": [dict(fields["extra_fields"][i]) for i in range(n)],
+    }
+
+
+@pytest.fixture(scope="module")
+def streamed(rows, tiny_qwen_dir, tmp_path_factory):
+    """One training step's rollouts through verl's streaming path: (config, sampled batch fields, step log)."""
+    ray = pytest.importorskip("ray")
+    import transfer_queue as tq
+    from verl.experimental.reward_loop import RewardLoopManager
+    from verl.trainer.ppo.v1 import AgentLoopManagerTQ
+    from verl.workers.rollout.llm_server import LLMServerClient
+    from verl.workers.rollout.router import GlobalRequestLoadBalancer
+
+    from segzero_plus.testing.rollout_server import TinyQwenRolloutServer
+    from segzero_plus.train.rollouts import load_rlhf_dataset
+
+    tmp = tmp_path_factory.mktemp("stream")
+    parquet = tmp / "train_negative_point.parquet"
+    pq.write_table(pa.Table.from_pylist(rows, schema=TRAINING_SCHEMA), parquet)
+    cfg = _config(tiny_qwen_dir, parquet, tmp / "checkpoints")
+    log = tmp / "checkpoints" / "reward_terms.jsonl"
     # logical CPUs only: every actor here asks for 0 or 1, the work is throttled by one torch thread each
     ray.init(num_cpus=16, include_dashboard=False, log_to_driver=False)
     try:
         server = (
-            ray.remote(TinyQwenRolloutServer)
-            .options(num_cpus=0, max_concurrency=1)
-            .remote(str(tiny_qwen_dir), scripts)
+            ray.remote(TinyQwenRolloutServer).options(num_cpus=0).remote(str(tiny_qwen_dir), _scripts(rows))
         )
         balancer = ray.remote(GlobalRequestLoadBalancer).remote({"tiny-qwen": server})
         rewards = RewardLoopManager(cfg)
@@ -95,39 +137,13 @@ def streamed(rows, tiny_qwen_dir, tmp_path_factory):
             llm_client=LLMServerClient(cfg, load_balancer_handle=balancer),
             reward_loop_worker_handles=rewards.reward_loop_worker_handles,
         )
-        dataset = load_rlhf_dataset(cfg.data, tiny_qwen_dir, parquet)
-        # the trainer's own submission and sampling code, on a namespace holding what those methods read
-        trainer = types.SimpleNamespace(
-            config=cfg,
-            global_steps=1,
-            trainer_mode="sync",
-            train_dataloader=StatefulDataLoader(dataset, batch_size=N_PROMPTS, collate_fn=collate_fn),
-            train_dataloader_it=None,
-            agent_loop_manager=agent_loops,
-        )
-        for method in ("_fetch_one_gen_batch", "_add_prompts_to_generate", "_resolve_filter_groups_metric"):
-            setattr(trainer, method, types.MethodType(getattr(PPOTrainer, method), trainer))
-        PPOTrainer._submit_batch_to_rollout(trainer, PPOTrainer._next_train_batch(trainer))
-        replay = PPOTrainer._build_replay_buffer(trainer)
-        batch, _ = replay.sample(global_steps=1, partition_id="train", batch_size=N_PROMPTS)
-        fields = tq.kv_batch_get(
-            keys=batch.keys,
-            partition_id="train",
-            select_fields=["responses", "rm_scores", "extra_fields", "index"],
-        )
-        sampled = {
-            "rows": [int(fields["index"][i]) for i in range(len(batch.keys))],
-            "responses": [fields["responses"][i].tolist() for i in range(len(batch.keys))],
-            "scores": [float(fields["rm_scores"][i].sum()) for i in range(len(batch.keys))],
-            "extra": [dict(fields["extra_fields"][i]) for i in range(len(batch.keys))],
-            "served": ray.get(server.stats.remote())["requests"],
-        }
-        log = tmp / "checkpoints" / "reward_terms.jsonl"
+        batch = _trainer_step(cfg, load_rlhf_dataset(cfg.data, tiny_qwen_dir, parquet), agent_loops)
+        sampled = _read_back(tq, batch)
+        sampled["served"] = ray.get(server.stats.remote())["requests"]
         sampled["log_written"] = _wait_for(lambda: log.exists() and log.read_text().strip())
-        name = step_log_actor_name(log)
         for worker in rewards.reward_loop_workers:  # the job ends: the step log actor goes with its owner
             ray.kill(worker)
-        sampled["log_actor_freed"] = _wait_for(lambda: not _actor_exists(ray, name))
+        sampled["log_actor_freed"] = _wait_for(lambda: not _actor_exists(ray, step_log_actor_name(log)))
     finally:
         tq.close()
         ray.shutdown()

@@ -286,6 +286,43 @@ class MemoryEstimate:
         )
 
 
+def _host_parts(
+    shape: TrainShape, p: float, params_b: float, grads_b: float, adam_b: float, replicas: int
+) -> dict[str, float]:
+    """Host memory (GiB) by part: offloaded actor state, reference copy, processes, workers, the rank-0
+    init transient (see the module docstring). ``params_b``/``grads_b``/``adam_b``: whole-model GiB."""
+    n = max(1, shape.n_gpus)
+    lora = shape.lora_rank > 0
+    fsdp2_policy = shape.offload_policy and shape.strategy == "fsdp2"
+    host: dict[str, float] = {}
+    if fsdp2_policy:
+        host["host:actor params+grads+adam"] = params_b + grads_b + adam_b
+    else:
+        host["host:actor params"] = params_b if shape.param_offload else 0.0
+        host["host:actor grads"] = grads_b if shape.param_offload else 0.0
+        host["host:adam"] = adam_b if shape.optimizer_offload else 0.0
+    if shape.use_ref and not lora:
+        host["host:reference model (pinned)"] = _bytes_per_param(shape.ref_model_dtype) * p / GIB
+    if lora:
+        host["host:vLLM weights while asleep"] = 2.0 * p / GIB * replicas
+    # trainer workers (1 per GPU), vLLM (a server per replica + a worker per GPU), driver + TaskRunner, SAM
+    procs = n + (replicas + n) + 2 + (1 if shape.sam_placement else 0)
+    host["host:processes"] = procs * PROCESS_HOST_GIB
+    host["host:reward workers"] = shape.reward_workers * REWARD_WORKER_HOST_GIB
+    host["host:agent-loop workers"] = shape.agent_loop_workers * AGENT_LOOP_WORKER_HOST_GIB
+    host["host:ray + transferqueue"] = RAY_SERVICE_HOST_GIB
+    host["host:dataloader"] = shape.dataloader_workers * 0.5
+    # rank 0's full HF copy exists only at init, before gradients and AdamW moments are allocated: it
+    # adds to the peak only where it exceeds what those take later
+    on_host_later = (
+        (grads_b + adam_b)
+        if fsdp2_policy
+        else ((grads_b if shape.param_offload else 0.0) + (adam_b if shape.optimizer_offload else 0.0))
+    )
+    host["host:rank-0 init transient"] = max(0.0, params_b - on_host_later)
+    return host
+
+
 def estimate_memory(shape: TrainShape, model: ModelShape, gpu_gib: float) -> MemoryEstimate:
     """Estimate the memory of a run described by ``shape`` on GPUs of ``gpu_gib`` GiB (see module doc)."""
     n = max(1, shape.n_gpus)
@@ -347,32 +384,7 @@ def estimate_memory(shape: TrainShape, model: ModelShape, gpu_gib: float) -> Mem
     parts["kv_one_sequence"] = kv_one
     kv_needed = seqs_per_replica * shape.seq_len * model.kv_bytes_per_token / GIB / max(1, shape.tp)
 
-    host: dict[str, float] = {}
-    if fsdp2_policy:
-        host["host:actor params+grads+adam"] = params_b + grads_b + adam_b
-    else:
-        host["host:actor params"] = params_b if shape.param_offload else 0.0
-        host["host:actor grads"] = grads_b if shape.param_offload else 0.0
-        host["host:adam"] = adam_b if shape.optimizer_offload else 0.0
-    if shape.use_ref and not lora:
-        host["host:reference model (pinned)"] = _bytes_per_param(shape.ref_model_dtype) * p / GIB
-    if lora:
-        host["host:vLLM weights while asleep"] = 2.0 * p / GIB * replicas
-    # trainer workers (1 per GPU), vLLM (a server per replica + a worker per GPU), driver + TaskRunner, SAM
-    procs = n + (replicas + n) + 2 + (1 if shape.sam_placement else 0)
-    host["host:processes"] = procs * PROCESS_HOST_GIB
-    host["host:reward workers"] = shape.reward_workers * REWARD_WORKER_HOST_GIB
-    host["host:agent-loop workers"] = shape.agent_loop_workers * AGENT_LOOP_WORKER_HOST_GIB
-    host["host:ray + transferqueue"] = RAY_SERVICE_HOST_GIB
-    host["host:dataloader"] = shape.dataloader_workers * 0.5
-    # rank 0's full HF copy exists only at init, before gradients and AdamW moments are allocated: it
-    # adds to the peak only where it exceeds what those take later
-    on_host_later = (
-        (grads_b + adam_b)
-        if fsdp2_policy
-        else ((grads_b if shape.param_offload else 0.0) + (adam_b if shape.optimizer_offload else 0.0))
-    )
-    host["host:rank-0 init transient"] = max(0.0, params_b - on_host_later)
+    host = _host_parts(shape, p, params_b, grads_b, adam_b, replicas)
     parts.update(host)
     notes = [f"model: {model.params / 1e9:.2f} B parameters ({model.source})"]
     if shape.sam_placement == "shared_gpu":
