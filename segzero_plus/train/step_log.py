@@ -135,7 +135,9 @@ class RewardStepLogClient:
     def handle(self) -> Any:
         if self._handle is None:
             import ray
+            from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
+            here = ray.get_runtime_context().get_node_id()  # the path was resolved on this node
             self._handle = (
                 ray.remote(RewardStepLogActor)
                 .options(
@@ -144,6 +146,7 @@ class RewardStepLogClient:
                     get_if_exists=True,
                     num_cpus=0,
                     max_restarts=2,
+                    scheduling_strategy=NodeAffinitySchedulingStrategy(node_id=here, soft=False),
                 )
                 .remote(self.path, self.samples_per_step)
             )
