@@ -20,9 +20,9 @@ from segzero_plus.geometry import inscribed_circle_centres
 from segzero_plus.parsing import parse_answer
 from segzero_plus.rewards import reward_keys, total_reward
 from segzero_plus.testing.answers import answer_text, crafted_answers
+from segzero_plus.testing.configs import tiny_training_config
 from segzero_plus.train.frames import answer_frame_hw, find_image_item, image_rgb
 from segzero_plus.train.options import ManagerOptions
-from segzero_plus.train.preflight import compose
 from segzero_plus.train.rollouts import load_rlhf_dataset, rollout_dataproto
 
 N_ROWS = 4
@@ -45,18 +45,7 @@ def parquet(rows, tmp_path_factory):
 
 
 def make_cfg(tiny_qwen_dir, parquet, *overrides):
-    return compose(
-        "segzero_plus_7b",
-        [
-            "hardware=smoke_1gpu",
-            f"actor_rollout_ref.model.path={tiny_qwen_dir}",
-            f"data.train_files={parquet}",
-            f"data.val_files={parquet}",
-            "data.max_prompt_length=4096",
-            f"trainer.default_local_dir={parquet.parent / 'checkpoints'}",  # the step log goes there
-            *overrides,
-        ],
-    )
+    return tiny_training_config(tiny_qwen_dir, parquet, "data.max_prompt_length=4096", *overrides)
 
 
 @pytest.fixture(scope="module")

@@ -23,9 +23,9 @@ from segzero_plus.data.schema import TRAINING_SCHEMA, to_ground_truth
 from segzero_plus.data.training import TrainingOptions
 from segzero_plus.rewards import total_reward
 from segzero_plus.testing.answers import crafted_answers
+from segzero_plus.testing.configs import tiny_training_config
 from segzero_plus.testing.rollout_server import image_digest
 from segzero_plus.train.options import ManagerOptions
-from segzero_plus.train.preflight import compose
 from segzero_plus.train.step_log import step_log_actor_name
 
 N_PROMPTS, N_ROLLOUTS = 2, 4
@@ -40,20 +40,14 @@ def rows(scenes):
     )
 
 
-def _config(tiny_qwen_dir, parquet, folder):
-    return compose(
-        "segzero_plus_7b",
-        [
-            "hardware=smoke_1gpu",
-            f"actor_rollout_ref.model.path={tiny_qwen_dir}",
-            f"data.train_files={parquet}",
-            f"data.val_files={parquet}",
-            f"data.train_batch_size={N_PROMPTS}",
-            f"actor_rollout_ref.rollout.n={N_ROLLOUTS}",
-            "actor_rollout_ref.rollout.agent.num_workers=1",
-            "reward.num_workers=2",
-            f"trainer.default_local_dir={folder}",
-        ],
+def _config(tiny_qwen_dir, parquet):
+    return tiny_training_config(
+        tiny_qwen_dir,
+        parquet,
+        f"data.train_batch_size={N_PROMPTS}",
+        f"actor_rollout_ref.rollout.n={N_ROLLOUTS}",
+        "actor_rollout_ref.rollout.agent.num_workers=1",
+        "reward.num_workers=2",
     )
 
 
@@ -121,7 +115,7 @@ def streamed(rows, tiny_qwen_dir, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("stream")
     parquet = tmp / "train_negative_point.parquet"
     pq.write_table(pa.Table.from_pylist(rows, schema=TRAINING_SCHEMA), parquet)
-    cfg = _config(tiny_qwen_dir, parquet, tmp / "checkpoints")
+    cfg = _config(tiny_qwen_dir, parquet)
     log = tmp / "checkpoints" / "reward_terms.jsonl"
     # logical CPUs only: every actor here asks for 0 or 1, the work is throttled by one torch thread each
     ray.init(num_cpus=16, include_dashboard=False, log_to_driver=False)
