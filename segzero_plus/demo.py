@@ -271,6 +271,7 @@ def run_demo(
                 "segzero_plus.sam.placement=cpu",
                 "+segzero_plus.sam.torch_threads=1",
                 f"+segzero_plus.sam.actor_name={actor}",
+                "segzero_plus.step_log=false",  # one batch, no training steps: no per-step log folder
             ],
         )
         dataset = load_rlhf_dataset(cfg.data, state["qwen"], state["mined"])

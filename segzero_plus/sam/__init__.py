@@ -31,9 +31,10 @@ image's own frame)
                  return_logits=False, protocol="single_mask")
     stable_image_key(image) -> str; ImageNotCachedError(KeyError)
 
-``segzero_plus.sam.actor``  (one named detached actor per node, shared by all reward workers)
+``segzero_plus.sam.actor``  (one named actor per node and spec, shared by all reward workers)
     ScorerSpec(config_name, checkpoint, device="auto", seed=0, num_gpus=0.0, num_cpus=0.0,
-               cache_size=64, max_batch=None, autocast="auto", torch_threads=None, max_restarts=4)
+               cache_size=64, max_batch=None, autocast="auto", torch_threads=None, max_restarts=4,
+               require_gpu=False)                      .digest() -> 12 hex digits (in the actor name)
     get_scorer_actor(spec, name=None, namespace="segzero_plus") -> ActorHandle
     SamScorerClient(spec, name=None, namespace="segzero_plus", call_timeout_s=300.0,
                     retry_delay_s=0.5, restart_timeout_s=120.0)

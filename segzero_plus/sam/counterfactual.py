@@ -143,7 +143,7 @@ def _inside_count(
 
 
 def failed_terms() -> dict[str, float]:
-    """All-zero terms with ``sam_failed`` = 1 (the sample scores 0 when SAM could not be reached)."""
+    """All-zero terms with ``sam_failed`` = 1 (the caller falls back to the SAM-free terms and counts it)."""
     terms = dict.fromkeys(TERM_KEYS, 0.0)
     terms["sam_failed"] = 1.0
     return terms
@@ -213,8 +213,8 @@ def counterfactual_reward(
     ``scorer``: a :class:`~segzero_plus.sam.scorer.SamScorer` or a
     :class:`~segzero_plus.sam.actor.SamScorerClient` (same ``score`` signature). Masks are produced
     directly in the gt frame (``out_hw = gt_mask.shape``) under ``config.sam_protocol``. If the client
-    reports SAM unavailable (after its retry), the sample scores 0 with ``sam_failed`` = 1 and the reason
-    is logged.
+    reports SAM unavailable (after its retry), the terms are all zero with ``sam_failed`` = 1 and the
+    reason is logged.
     """
     from segzero_plus.sam.actor import SamUnavailableError
 

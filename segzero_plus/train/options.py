@@ -10,6 +10,7 @@ verl passes its whole config to a reward manager, so our options live in one sec
       sam: {...}                           # SamOptions: the shared SAM2 scorer (sam_counterfactual only)
       preflight: {...}                     # hardware the profile was written for (check-train only)
       log_every: 256                       # a summary log line every N scored samples per worker
+      step_log: true                       # per-step means of every reward term (train.step_log)
 
 This module imports neither verl nor torch nor ray: the pre-flight and the manager share it.
 """
@@ -117,6 +118,7 @@ class SamOptions:
             max_batch=self.max_batch,
             autocast=self.autocast,
             torch_threads=self.torch_threads,
+            require_gpu=self.placement != "cpu",
         )
 
     def counterfactual_config(self) -> Any:
@@ -144,6 +146,7 @@ class ManagerOptions:
     sam: SamOptions = field(default_factory=SamOptions)
     preflight: Mapping[str, Any] = field(default_factory=dict)
     log_every: int = 256
+    step_log: bool = True
 
     @property
     def uses_sam(self) -> bool:
@@ -199,6 +202,7 @@ class ManagerOptions:
             sam=sam,
             preflight=dict(data.get("preflight") or {}),
             log_every=log_every,
+            step_log=bool(data.get("step_log", cls.step_log)),
         )
 
     @classmethod

@@ -211,3 +211,42 @@ def test_ray_parallel_mining_equals_in_process(ray_local, tiny_sam_checkpoint, s
     # batches and one torch thread), not two code paths
     assert parallel["coverage"] == local["coverage"]
     assert pq.read_table(tmp_path / "ray.parquet").equals(pq.read_table(tmp_path / "local.parquet"))
+
+
+def test_the_actor_name_is_keyed_by_the_spec(ray_local, spec):
+    """A later job (or another experiment) asking for other SAM weights gets its own scorer."""
+    import dataclasses
+
+    from segzero_plus.sam.actor import scorer_actor_name
+
+    other = dataclasses.replace(spec, checkpoint=None)  # random weights, e.g. a smoke test's
+    assert scorer_actor_name(spec) != scorer_actor_name(other)
+    assert scorer_actor_name(spec) == scorer_actor_name(dataclasses.replace(spec))
+
+
+def test_a_scorer_that_needs_a_gpu_fails_loudly_without_one(ray_local, spec):
+    import dataclasses
+
+    client = SamScorerClient(
+        dataclasses.replace(spec, require_gpu=True), name="scorer-gpu", namespace=NAMESPACE, call_timeout_s=60
+    )
+    with pytest.raises(SamUnavailableError, match="NoGpuVisibleError"):
+        client.check_started()
+
+
+def test_the_scorer_ends_with_the_worker_that_created_it(ray_local, spec):
+    """Not detached: when the job's reward workers end, their scorer is freed (nothing lingers on a
+    persistent cluster for the next job to pick up)."""
+    name = "scorer-owned"
+    worker = _make_worker_class().remote(spec, name)
+    ray.get(worker.scorer_pid.remote())
+    assert ray.get_actor(name, namespace=NAMESPACE)
+    ray.kill(worker)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            ray.get_actor(name, namespace=NAMESPACE)
+        except ValueError:
+            return
+        time.sleep(0.5)
+    pytest.fail("the scorer outlived the worker that created it")
