@@ -30,16 +30,12 @@ from segzero_plus.data import io as dio
 from segzero_plus.data.images import ImageDecodeError, original_image_bytes, resize_mask
 from segzero_plus.data.inputs import existing_file, first_line, open_parquet, read_table, require_columns
 from segzero_plus.data.outputs import file_digest
+from segzero_plus.data.refcoco import DATASETS, ReferDataset, distractor_masks, segmentation_mask
 from segzero_plus.data.schema import EVAL_SCHEMA, TRAINING_SCHEMA, SchemaError, eval_row, parse_solution
-from segzero_plus.data.training import (
-    TrainingOptions,
-    distractor_masks,
-    parse_size,
-    select_subset,
-    training_row,
-)
+from segzero_plus.data.training import TrainingOptions, parse_size, select_subset, training_row
 from segzero_plus.data.validation import segmentation_problem
 from segzero_plus.errors import UserError
+from segzero_plus.geometry import box_iou_inclusive
 from segzero_plus.masks import encode_rle
 
 JOIN_MIN_IOU = 0.5
@@ -181,17 +177,6 @@ def normalise_expression(text: str) -> str:
     return re.sub(r"\s+", " ", str(text).lower()).strip().strip(".").strip()
 
 
-def _box_iou(a: Sequence[float], b: Sequence[float]) -> float:
-    """IoU of inclusive-extent XYXY boxes."""
-    ix = min(a[2], b[2]) - max(a[0], b[0]) + 1
-    iy = min(a[3], b[3]) - max(a[1], b[1]) + 1
-    if ix <= 0 or iy <= 0:
-        return 0.0
-    inter = ix * iy
-    area = (a[2] - a[0] + 1) * (a[3] - a[1] + 1) + (b[2] - b[0] + 1) * (b[3] - b[1] + 1) - inter
-    return float(inter / area) if area > 0 else 0.0
-
-
 def build_join_index(
     refer: Any, splits: Sequence[str] | None = ("train",)
 ) -> dict[str, list[dict[str, Any]]]:
@@ -228,15 +213,13 @@ def join_row(
             continue
         x1, y1, x2, y2 = c["box"]
         scaled = (x1 * sx, y1 * sy, (x2 + 1) * sx - 1, (y2 + 1) * sy - 1)
-        iou = _box_iou(scaled, solution_box)
+        iou = box_iou_inclusive(scaled, solution_box)
         if iou > best_iou:
             best, best_iou = c, iou
     return best
 
 
 def _training_chunk(items: Sequence[RowRef], *, options: TrainingOptions) -> dio.ChunkOutput:
-    from segzero_plus.data.refcoco import segmentation_mask
-
     out = dio.ChunkOutput(rows=[])
     for item, raw in zip(items, _read_rows(items), strict=True):
         rid = str(raw.get("id") or f"segzero_{item.index}")
@@ -338,8 +321,6 @@ def import_segzero_training(
     keep = select_subset(len(refs), parse_size(size), seed)
     refer, index = None, {}
     if refer_root is not None:
-        from segzero_plus.data.refcoco import DATASETS, ReferDataset
-
         refer = ReferDataset(refer_root, dataset, split_by or DATASETS.get(dataset, "umd"))
         index = build_join_index(refer, join_splits)
     work: list[RowRef] = []
