@@ -248,8 +248,8 @@ def run_demo(
         import ray
         from verl.experimental.reward_loop import RewardLoopManager
 
-        from segzero_plus.train.preflight import compose
         from segzero_plus.train.rollouts import load_rlhf_dataset, rollout_dataproto
+        from segzero_plus.train.verl_config import compose
 
         config_name, ckpt = state["sam"]
         actor = f"sam_demo_{os.getpid()}"

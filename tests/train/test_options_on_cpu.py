@@ -6,7 +6,7 @@ import pytest
 
 from segzero_plus.sam.protocol import MULTIMASK_BEST, PUBLISHED_PROTOCOL, SINGLE_MASK
 from segzero_plus.train.options import ManagerOptions, OptionsError, SamOptions
-from segzero_plus.train.preflight import compose
+from segzero_plus.train.verl_config import compose
 
 
 def test_sam_protocol_defaults_to_the_evaluation_default_and_reaches_the_reward_config():

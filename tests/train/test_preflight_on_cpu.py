@@ -42,7 +42,7 @@ def test_no_two_experiments_compose_alike(config_name):
     their names and folders) would run the same ablation twice."""
     from omegaconf import OmegaConf
 
-    from segzero_plus.train.preflight import compose
+    from segzero_plus.train.verl_config import compose
 
     seen: dict[str, str] = {}
     for name in EXPERIMENTS:
