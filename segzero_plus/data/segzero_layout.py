@@ -36,6 +36,7 @@ from segzero_plus.data.training import TrainingOptions, parse_size, select_subse
 from segzero_plus.data.validation import segmentation_problem
 from segzero_plus.errors import UserError
 from segzero_plus.geometry import box_iou_inclusive
+from segzero_plus.lru import LruCache
 from segzero_plus.masks import encode_rle
 
 JOIN_MIN_IOU = 0.5
@@ -92,21 +93,22 @@ def read_columns(path: str | Path, columns: Sequence[str]) -> list[dict[str, Any
     return table.to_pylist()
 
 
-_GROUP_CACHE: dict[tuple[tuple[str, int, int], int], pa.Table] = {}
+_GROUP_CACHE: LruCache[tuple[tuple[str, int, int], int], pa.Table] = LruCache(2)
+"""Row groups read last (consecutive chunks usually share a row group)."""
 
 
 def _row_group(path: str, pf: pq.ParquetFile, g: int) -> pa.Table:
     key = (_stamp(path), g)
-    if key not in _GROUP_CACHE:
-        if len(_GROUP_CACHE) >= 2:  # consecutive chunks usually share a row group: keep the last two
-            _GROUP_CACHE.pop(next(iter(_GROUP_CACHE)))
+    table = _GROUP_CACHE.get(key)
+    if table is None:
         try:
-            _GROUP_CACHE[key] = pf.read_row_group(g)
+            table = pf.read_row_group(g)
         except (pa.ArrowException, OSError) as exc:
             raise UserError(
                 f"Seg-Zero data file {path} is corrupt ({first_line(exc)}); re-download it"
             ) from None
-    return _GROUP_CACHE[key]
+        _GROUP_CACHE.put(key, table)
+    return table
 
 
 def read_slice(path: str | Path, start: int, stop: int) -> pa.Table:

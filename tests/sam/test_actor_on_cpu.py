@@ -123,7 +123,7 @@ def test_client_ships_each_image_once_and_resends_when_the_actor_lacks_it(ray_lo
     # a client that believes "img-b" was delivered (the actor restarted or evicted it) still scores it:
     # the first try finds no embedding, the retry carries the image
     stale = SamScorerClient(spec, name=name, namespace=NAMESPACE, call_timeout_s=60, retry_delay_s=0.1)
-    stale._delivered["img-b"] = None
+    stale._delivered.put("img-b", None)
     recovered = stale.score("img-b", image, prompts)
     assert stale.retries == 1 and stale.failures == 0
     assert np.array_equal(recovered[0].mask, first[0].mask)
