@@ -5,8 +5,8 @@ Checks, in order (each prints OK / WARN / FAIL; any FAIL exits 1):
 
 1. compose: the config composes with the overrides, as ``verl.trainer.main_ppo`` would compose it.
 2. schema: every key exists in verl 0.9.1's ``ppo_trainer`` schema (keys under ``segzero_plus`` are
-   ours); the plan's / EasyR1's / verl's legacy keys are named with their real key; every
-   interpolation resolves; no mandatory value (``???``) is left.
+   ours); keys of other trainers' scripts, EasyR1's and verl's legacy keys are named with their real
+   key; every interpolation resolves; no mandatory value (``???``) is left.
 3. reward: verl's own loader resolves the reward manager, and our ``segzero_plus`` section validates.
 4. batch: global batch vs mini-batch vs micro-batch x GPUs divide evenly (the ZeroDivisionError Seg-Zero
    users hit), rollout TP divides the GPUs, GRPO has n >= 2; then verl's own ``validate_config``.
