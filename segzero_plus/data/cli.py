@@ -68,6 +68,19 @@ def processor_folder(path: str | None) -> str | None:
     return path
 
 
+def _add_prompt_length_arguments(p: argparse.ArgumentParser) -> None:
+    """``--processor`` (enables the prompt-length check of the written rows) and ``--max-prompt-length``."""
+    p.add_argument(
+        "--processor", default=None, help="model/processor folder: enables the prompt-length check"
+    )
+    p.add_argument(
+        "--max-prompt-length",
+        type=arguments.positive_int,
+        default=1300,
+        help="data.max_prompt_length (default 1300)",
+    )
+
+
 # ------------------------------------------------------------------ segzero-plus prepare-train
 def register_prepare_train(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
@@ -123,13 +136,7 @@ def register_prepare_train(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="replace an existing output (only once the new one is complete) and discard other partial work",
     )
-    p.add_argument("--processor", default=None, help="model/processor folder for the prompt-length check")
-    p.add_argument(
-        "--max-prompt-length",
-        type=arguments.positive_int,
-        default=1300,
-        help="data.max_prompt_length (default 1300)",
-    )
+    _add_prompt_length_arguments(p)
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_prepare_train)
 
@@ -330,15 +337,7 @@ def register_validate_data(subparsers: argparse._SubParsersAction) -> None:
         "validate-data", help="check training/evaluation parquet files; --skip-bad cleans"
     )
     p.add_argument("files", nargs="+", help="parquet files written by prepare-train / prepare-eval")
-    p.add_argument(
-        "--processor", default=None, help="model/processor folder: enables the prompt-length check"
-    )
-    p.add_argument(
-        "--max-prompt-length",
-        type=arguments.positive_int,
-        default=1300,
-        help="data.max_prompt_length (default 1300)",
-    )
+    _add_prompt_length_arguments(p)
     p.add_argument(
         "--skip-bad",
         action="store_true",

@@ -291,6 +291,30 @@ def _input_digests(inputs: Sequence[str | Path], refer: Any = None) -> dict[str,
     return digests
 
 
+def _join(
+    refer: ReferDataset,
+    index: dict[str, list[dict[str, Any]]],
+    meta: dict[str, Any],
+    published_hw: tuple[int, int],
+) -> dict[str, Any] | None:
+    """The RefCOCOg annotation a Seg-Zero row (``meta``: its light columns) joins to (ids, target and
+    distractor segmentations; see :func:`join_row`), or None when none does."""
+    try:
+        box, _ = parse_solution(meta["solution"])
+        cands = index.get(normalise_expression(meta["problem"]), [])
+        hit = join_row(cands, (int(meta["img_height"]), int(meta["img_width"])), published_hw, box)
+    except (SchemaError, KeyError, TypeError, ValueError):
+        hit = None
+    if hit is None:
+        return None
+    ann_id = hit["ann_id"]
+    return {
+        **{k: hit[k] for k in ("image_id", "ann_id", "ref_id", "sent_id")},
+        "segmentation": refer.anns[ann_id]["segmentation"],
+        "distractors": [refer.anns[a]["segmentation"] for a in refer.distractor_ann_ids(ann_id)],
+    }
+
+
 def import_segzero_training(
     inputs: Sequence[str | Path],
     out: str | Path,
@@ -321,29 +345,20 @@ def import_segzero_training(
             refs.append(RowRef(path=str(path), row=r, index=0))
             meta.append(m)
     keep = select_subset(len(refs), parse_size(size), seed)
-    refer, index = None, {}
+    refer: ReferDataset | None = None
+    index: dict[str, list[dict[str, Any]]] = {}
     if refer_root is not None:
         refer = ReferDataset(refer_root, dataset, split_by or DATASETS.get(dataset, "umd"))
         index = build_join_index(refer, join_splits)
-    work: list[RowRef] = []
-    for pos, i in enumerate(keep):
-        join = None
-        if refer is not None:
-            m = meta[i]
-            try:
-                box, _ = parse_solution(m["solution"])
-                cands = index.get(normalise_expression(m["problem"]), [])
-                hit = join_row(cands, (int(m["img_height"]), int(m["img_width"])), published_hw, box)
-            except (SchemaError, KeyError, TypeError, ValueError):
-                hit = None
-            if hit is not None:
-                ann_id = hit["ann_id"]
-                join = {
-                    **{k: hit[k] for k in ("image_id", "ann_id", "ref_id", "sent_id")},
-                    "segmentation": refer.anns[ann_id]["segmentation"],
-                    "distractors": [refer.anns[a]["segmentation"] for a in refer.distractor_ann_ids(ann_id)],
-                }
-        work.append(RowRef(path=refs[i].path, row=refs[i].row, index=pos, join=join))
+    work = [
+        RowRef(
+            path=refs[i].path,
+            row=refs[i].row,
+            index=pos,
+            join=None if refer is None else _join(refer, index, meta[i], published_hw),
+        )
+        for pos, i in enumerate(keep)
+    ]
     params = {
         "kind": "segzero_training",
         "refer": refer_root is not None,
