@@ -3,10 +3,15 @@
 Training rows are exactly what the refer-layout conversion makes (MODEL-frame image and ground truth,
 distractor masks = the scene's same-shape, same-colour look-alikes); evaluation rows keep the ORIGINAL
 image and mask. The demo, tests and benchmarks use these instead of downloaded datasets.
+
+Every row is labelled with its scene's difficulty through ``data_source``: ``lookalike`` for easy
+scenes, ``lookalike_hard`` for hard ones (see :func:`scene_data_source`), so evaluation reports one
+split per difficulty.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,6 +30,11 @@ def scene_row_id(scene_id: str, split: str) -> str:
     return f"{LOOKALIKE_SOURCE}_{split}_{scene_id}"
 
 
+def scene_data_source(base: str, difficulty: str) -> str:
+    """``data_source`` of a scene's rows: ``base`` for easy scenes, ``<base>_hard`` for hard ones."""
+    return base if difficulty == "easy" else f"{base}_{difficulty}"
+
+
 def _training_chunk(
     items: Sequence[tuple[int, Any]], *, options: TrainingOptions, split: str
 ) -> dio.ChunkOutput:
@@ -36,10 +46,11 @@ def _training_chunk(
         if geom is None:
             continue
         png = encode_png(resize_image(scene.image, model_hw), options.png_compress_level)
+        source = scene_data_source(options.data_source, scene.difficulty)
         out.rows.append(
             geometry_row(
                 geom,
-                options,
+                dataclasses.replace(options, data_source=source),
                 row_id=rid,
                 index=index,
                 query=scene.expression,
@@ -56,7 +67,8 @@ def _training_chunk(
 def scenes_to_training_rows(
     scenes: Sequence[Any], options: TrainingOptions | None = None, split: str = "train"
 ) -> list[dict[str, Any]]:
-    """verl training rows (one per scene, ``TRAINING_SCHEMA``) built in memory."""
+    """verl training rows (one per scene, ``TRAINING_SCHEMA``) built in memory; ``options.data_source`` is
+    the easy scenes' source, hard scenes get ``<source>_hard``."""
     options = options or TrainingOptions(data_source=LOOKALIKE_SOURCE)
     return _training_chunk(list(enumerate(scenes)), options=options, split=split).rows
 
@@ -95,7 +107,7 @@ def _eval_chunk(scenes: Sequence[Any], *, split: str, data_source: str, png_leve
     rows = [
         eval_row(
             id=scene_row_id(s.scene_id, split),
-            data_source=data_source,
+            data_source=scene_data_source(data_source, s.difficulty),
             split=split,
             image=encode_png(s.image, png_level),
             query=s.expression,
@@ -113,7 +125,8 @@ def _eval_chunk(scenes: Sequence[Any], *, split: str, data_source: str, png_leve
 def scenes_to_eval_rows(
     scenes: Sequence[Any], split: str = "val", data_source: str = LOOKALIKE_SOURCE, png_level: int = 1
 ) -> list[dict[str, Any]]:
-    """Evaluation rows (``EVAL_SCHEMA``): ORIGINAL image PNG, target mask RLE, no ignore region."""
+    """Evaluation rows (``EVAL_SCHEMA``): ORIGINAL image PNG, target mask RLE, no ignore region;
+    ``data_source`` for easy scenes, ``<data_source>_hard`` for hard ones."""
     return _eval_chunk(scenes, split=split, data_source=data_source, png_level=png_level).rows
 
 
