@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from segzero_plus.errors import UserError
+
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 TOY_SAM_CONFIG = FIXTURES / "toy_sam2_hiera_192.yaml"
 TOY_SAM_CHECKPOINT = FIXTURES / "toy_sam2_hiera_192.pt"
@@ -19,7 +21,7 @@ def toy_sam_checkpoint() -> tuple[str, Path]:
     """``(config_name, checkpoint_path)`` of the trained toy SAM2, for ``build_sam2_model`` or any
     ``--sam-config`` / ``--sam-checkpoint`` pair (the config name is the yaml's absolute path)."""
     if not TOY_SAM_CHECKPOINT.is_file():
-        raise FileNotFoundError(
+        raise UserError(
             f"the toy SAM2 fixture {TOY_SAM_CHECKPOINT} is missing; it is committed with the repository "
             "(recreate it with the command in segzero_plus/testing/fixtures/README.md)"
         )

@@ -34,6 +34,7 @@ import dataclasses
 import io
 import json
 import math
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +44,7 @@ import torch
 import torch.nn.functional as F
 from scipy import ndimage
 
+from segzero_plus.errors import UserError
 from segzero_plus.geometry import inscribed_circle_centres, mask_bbox
 from segzero_plus.scenes import DEFAULT_SIZES, Scene, generate_scene, generate_scenes
 from segzero_plus.testing.toy_sam import TOY_SAM_CONFIG
@@ -140,6 +142,11 @@ def nearest_same_kind(centres: np.ndarray, k: int) -> int | None:
     return min(others, key=lambda j: float(np.hypot(*(centres[j] - centres[k]))))
 
 
+def object_centres(masks: list[np.ndarray]) -> np.ndarray:
+    """(N, 2) float (x, y) centres of the masks' pixels."""
+    return np.array([[xs.mean(), ys.mean()] for ys, xs in (np.nonzero(m) for m in masks)])
+
+
 def objects(scene: Scene) -> list[np.ndarray]:
     """Visible masks of every object: anchor, target, distractors."""
     return [scene.anchor_mask, scene.target_mask, *scene.distractor_masks]
@@ -155,7 +162,7 @@ class InteractionSimulator:
 
     def sample(self, scene: Scene, n: int, rng: np.random.Generator, plain: bool) -> list[Prompt]:
         masks = objects(scene)
-        centres = np.array([[xs.mean(), ys.mean()] for ys, xs in (np.nonzero(m) for m in masks)])
+        centres = object_centres(masks)
         hw = (scene.height, scene.width)
         prompts = []
         for _ in range(n):
@@ -286,7 +293,10 @@ class ToySamTrainer:
             return
         state = torch.load(self.state_path, map_location="cpu", weights_only=True)
         if state["config"] != json.dumps(dataclasses.asdict(self.cfg), sort_keys=True):
-            raise SystemExit(f"{self.state_path} was written with another configuration; use a new --work")
+            raise UserError(
+                f"{self.state_path} was written with another training configuration; "
+                "pass a new --work folder (or delete this one to start over)"
+            )
         self.model.load_state_dict(state["model"])
         self.opt.load_state_dict(state["optimizer"])
         self.sched.load_state_dict(state["scheduler"])
@@ -491,7 +501,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-progress", action="store_true")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
-    trainer = ToySamTrainer(TrainConfig(steps=args.steps, seed=args.seed), args.work)
+    try:
+        trainer = ToySamTrainer(TrainConfig(steps=args.steps, seed=args.seed), args.work)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     final = trainer.run(args.out, progress=not args.no_progress)
     print(json.dumps(final, indent=1, sort_keys=True))
     return 0
