@@ -17,8 +17,11 @@ look-alikes) is a segmentation target, prompted by simulated interactions:
 Loss per prompt: BCE + dice on the single-mask token, half of the best (lowest) BCE + dice of the three
 multimask tokens, MSE of every token's predicted IoU against its actual IoU, and a small penalty on the
 size of the image features (without it, and with a higher learning rate, training collapsed to a
-prompt-ignoring mask). Curriculum: ``plain_steps`` of single-object-kind scenes with box prompts, then
-easy scenes with a share of hard scenes rising linearly to ``hard_share``. Learning rate: linear warm-up,
+prompt-ignoring mask). Curriculum: ``plain_steps`` of scenes without look-alikes and box prompts only,
+then easy scenes with a share of hard scenes rising linearly to ``hard_share``. Expect a plateau: for
+the first ~600 steps the masks cover every object whatever the prompt (mIoU ~0.28); prompt-following
+emerges after that (mIoU ~0.6 at 1,000 steps in a probe). Many prompts per image (16) and few images
+(2) per step keep the decoder's share of the work high and the step cheap. Learning rate: linear warm-up,
 then cosine decay. Every random draw of step ``s`` comes from the seed ``[seed, s]``, so a run resumed
 from its checkpoint continues exactly.
 
@@ -60,15 +63,15 @@ class TrainConfig:
     """Hyper-parameters of one run (all counts are optimisation steps unless said otherwise)."""
 
     steps: int = 6000
-    images_per_step: int = 4
-    prompts_per_image: int = 8
+    images_per_step: int = 2
+    prompts_per_image: int = 16
     lr: float = 3e-4
     min_lr: float = 2e-5
     warmup_steps: int = 200
     weight_decay: float = 0.01
     grad_clip: float = 1.0
     feature_penalty: float = 1e-3
-    plain_steps: int = 350
+    plain_steps: int = 200
     hard_share: float = 0.6
     hard_ramp_end: float = 0.4
     """The hard-scene share reaches ``hard_share`` at this fraction of ``steps``."""
