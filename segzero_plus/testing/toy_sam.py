@@ -26,3 +26,14 @@ def toy_sam_checkpoint() -> tuple[str, Path]:
             "(recreate it with the command in segzero_plus/testing/fixtures/README.md)"
         )
     return str(TOY_SAM_CONFIG), TOY_SAM_CHECKPOINT
+
+
+def toy_sam_scorer(cache_size: int = 8, random_weights: bool = False):
+    """A CPU :class:`~segzero_plus.sam.scorer.SamScorer` on the toy SAM2 (``random_weights``: the same
+    architecture with seed-0 random weights, the untrained baseline)."""
+    from segzero_plus.sam.build import build_sam2_model
+    from segzero_plus.sam.scorer import SamScorer
+
+    config, checkpoint = toy_sam_checkpoint()
+    model = build_sam2_model(config, None if random_weights else checkpoint, seed=0)
+    return SamScorer(model, cache_size=cache_size)

@@ -166,3 +166,15 @@ def test_build_inside_running_hydra_app(tiny_sam_checkpoint, tmp_path):
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "BUILT" in proc.stdout
+
+
+def test_config_from_a_yaml_path_builds_like_the_named_config(tmp_path):
+    import shutil
+
+    from segzero_plus.sam.build import _sam2_package_dir
+
+    yaml = tmp_path / "my_sam2.yaml"
+    shutil.copy(_sam2_package_dir() / SAM_CONFIGS["sam2.1_hiera_t"][0], yaml)
+    assert _same_weights(build_sam2_model(str(yaml), seed=3), build_sam2_model("sam2.1_hiera_t", seed=3))
+    with pytest.raises(ValueError, match="sam2-style .yaml"):
+        build_sam2_model(str(tmp_path / "missing.yaml"))
