@@ -46,7 +46,7 @@ from segzero_plus.scenes import decode_png, generate_scenes
 from segzero_plus.testing.toy_sam import toy_sam_scorer
 
 ALIGN_SEED = 31
-N_SCENES = 48
+N_SCENES = 40
 BASES: dict[str, tuple[float, float]] = {"exact": (0.0, 0.0), "jitter": (0.06, 0.04), "loose": (0.15, 0.10)}
 """Answer bases drawn around the ground truth: (box noise, point noise) as shares of the box side."""
 NEGATIVE_OPTIONS: tuple[str, ...] = ("none", "lookalike", "background", "inside")
@@ -191,17 +191,8 @@ def spearman(x: list[float], y: list[float]) -> float:
     return float(spearmanr(x, y).statistic)
 
 
-def measure(n_scenes: int = N_SCENES, seed: int = ALIGN_SEED) -> dict[str, float]:
-    """All correlations: ``rho_iou/<variant>`` and ``rho_change/<negative term>``, plus counts."""
-    scenes = generate_scenes(n_scenes, seed=seed, difficulty="mixed")
-    rows = scenes_to_training_rows(
-        scenes, TrainingOptions(template="negative_point", data_source="lookalike")
-    )
-    scorer = toy_sam_scorer(cache_size=2)
-    rng = np.random.default_rng(seed)
-    records = [
-        r for scene, row in zip(scenes, rows, strict=True) for r in score_scene(scorer, scene, row, rng)
-    ]
+def correlations(records: list[dict[str, float]]) -> dict[str, float]:
+    """``rho_iou/<variant>``, ``rho_change/<negative term>`` and counts over ``records``."""
     iou = [r["iou"] for r in records]
     out = {
         f"rho_iou/{name}": spearman([r[name] for r in records], iou)
@@ -213,6 +204,23 @@ def measure(n_scenes: int = N_SCENES, seed: int = ALIGN_SEED) -> dict[str, float
         out[f"rho_change/{name}"] = spearman([r[f"pay/{name}"] for r in with_neg], change)
     out.update(n_answers=float(len(records)), n_with_negatives=float(len(with_neg)))
     out["mean_abs_iou_change"] = float(np.mean(np.abs(change)))
+    return out
+
+
+def measure(n_scenes: int = N_SCENES, seed: int = ALIGN_SEED) -> dict[str, float]:
+    """:func:`correlations` over all sampled answers, and over the hard scenes' as ``hard/<key>``."""
+    scenes = generate_scenes(n_scenes, seed=seed, difficulty="mixed")
+    rows = scenes_to_training_rows(
+        scenes, TrainingOptions(template="negative_point", data_source="lookalike")
+    )
+    scorer = toy_sam_scorer(cache_size=2)
+    rng = np.random.default_rng(seed)
+    records = []
+    for scene, row in zip(scenes, rows, strict=True):
+        for record in score_scene(scorer, scene, row, rng):
+            records.append({**record, "hard": float(scene.difficulty == "hard")})
+    out = correlations(records)
+    out.update({f"hard/{k}": v for k, v in correlations([r for r in records if r["hard"]]).items()})
     return out
 
 
