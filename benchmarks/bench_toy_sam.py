@@ -66,8 +66,8 @@ def run() -> list[BenchRow]:
             trained["hard/miou/span_pos"],
             "mIoU",
             dev,
-            "trained: box spanning target + look-alike, 2 pos, with vs without the negative on the look-alike "
-            f"(gain {100 * trained['hard/neg_gain_span']:+.1f} points)",
+            "trained: box spanning target + look-alike, 2 pos, with vs without the negative on the "
+            f"look-alike (gain {100 * trained['hard/neg_gain_span']:+.1f} points)",
             higher_is_better=True,
         )
     )

@@ -424,7 +424,6 @@ def _cli(args: argparse.Namespace) -> int:
     scenes = generate_scenes(args.num, seed=args.seed, sizes=sizes, difficulty=args.difficulty)
     path = write_scenes_parquet(scenes, args.out)
     n_hard = sum(s.difficulty == "hard" for s in scenes)
-    print(
-        f"wrote {args.num} scenes ({args.num - n_hard} easy, {n_hard} hard) to {path} ({path.stat().st_size / 1024:.0f} KiB)"
-    )
+    size_kib = path.stat().st_size / 1024
+    print(f"wrote {args.num} scenes ({args.num - n_hard} easy, {n_hard} hard) to {path} ({size_kib:.0f} KiB)")
     return 0

@@ -200,8 +200,8 @@ class InteractionSimulator:
 
 def correction_click(prompt: Prompt, pred: np.ndarray, gt: np.ndarray, hw: tuple[int, int]) -> Prompt:
     """``prompt`` plus one click at the deepest pixel of its larger error region (``pred``/``gt`` (L, L)
-    bool, SAM's square input frame at any resolution L): negative on a false positive, positive on a false negative. Unchanged when
-    both error regions are under 4 pixels."""
+    bool, SAM's square input frame at any resolution L): negative on a false positive, positive on a
+    false negative. Unchanged when both error regions are under 4 pixels."""
     fp, fn = pred & ~gt, gt & ~pred
     region, negative = (fp, True) if fp.sum() >= fn.sum() else (fn, False)
     if region.sum() < 4:
