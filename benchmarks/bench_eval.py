@@ -8,7 +8,8 @@ Qwen2.5-VL weights, same SAM2 weights, same greedy decoding, same run.
   ground-truth prompt sets decoded in batched decoder calls (it does MORE SAM work than the baseline:
   the diagnostics), writing the per-sample JSONL as it goes.
 - baseline: Seg-Zero's evaluation structure: per sample ``processor`` + ``generate`` (batch 1), parse,
-  ``SAM2ImagePredictor.set_image`` + ``predict`` (box + points), I/U.
+  ``SAM2ImagePredictor.set_image`` + ``predict`` (box + points, default multimask output, the
+  best-scored mask: the protocol ours uses by default too), I/U.
 
 Rows: ``eval_samples_per_s`` (higher is better) and ``eval_sam_encodes_per_sample`` (ours must be 1).
 CPU: SAM config ``tiny_test`` (Hiera-T trunk at 256 px, random weights) so that generation, which the
@@ -89,8 +90,8 @@ def _seg_zero_style(rows: list[dict], backend, predictor, template: str) -> tupl
             o = answer_prompts(answer, (840, 840), gt.shape)["original"]
             coords = np.array(o["points_pos"] + o["points_neg"], dtype=np.float32)
             labels = np.array([1] * len(o["points_pos"]) + [0] * len(o["points_neg"]))
-            masks, _, _ = predictor.predict(coords, labels, box=np.array(o["bbox"]), multimask_output=False)
-            intersection_union(masks[0] > 0, gt)
+            masks, scores, _ = predictor.predict(coords, labels, box=np.array(o["bbox"]))  # multimask
+            intersection_union(masks[np.argsort(scores)[::-1]][0] > 0, gt)  # Seg-Zero's best-scored mask
         if backend.device.startswith("cuda"):
             torch.cuda.synchronize()
     return time.perf_counter() - t0, responses

@@ -5,6 +5,9 @@ Rows:
   Ours: ``total_reward`` with one fresh ``GroundTruth`` per prompt (its caches are built inside the
   timing). Baseline: the same parse/format/box terms with the plan's point term (an ``np.argwhere`` scan
   of the mask for every positive point off the mask) and the plan's negative term.
+- ``reward_batch_128_whole_lookalike``: the same with the whole look-alike as the confused region (the
+  ground truth's distractor mask, no mined mask): the negative term labels components that reach far
+  beyond the target's box.
 - ``reward_point_term_128``: the point term alone on the same parsed answers (ours includes building
   each prompt's boundary index; both give the same 0/1 values, checked here).
 
@@ -60,6 +63,7 @@ def make_samples(seed: int = 0) -> list[dict]:
             {
                 "mask": target,
                 "distractors": [look_alike],
+                "look_alike": look_alike,
                 "confused": confused,
                 "bbox": bbox,
                 "points": inscribed_circle_centres(target, 2),
@@ -132,8 +136,8 @@ def naive_point_reward(points, gt_mask: np.ndarray, threshold: float = 100.0) ->
     return 1.0
 
 
-def naive_total(response: str, sample: dict, config: RewardConfig) -> dict[str, float]:
-    """Same parse/format/box terms as ours, the plan's point and negative terms."""
+def naive_total(response: str, sample: dict, config: RewardConfig, region: str) -> dict[str, float]:
+    """Same parse/format/box terms as ours, the plan's point and negative terms (on ``sample[region]``)."""
     answer: Answer = parse_answer(response)
     mask = sample["mask"]
     terms = {
@@ -149,7 +153,7 @@ def naive_total(response: str, sample: dict, config: RewardConfig) -> dict[str, 
         terms["bbox_l1"] = box_l1_reward(answer.bbox, sample["bbox"], config.l1_threshold_px)
         terms["point"] = naive_point_reward(answer.points_pos, mask, config.point_threshold_px)
         terms["negative_point"] = negative_point_reward_plan(
-            answer.points_neg, mask, answer.bbox, sample["confused"]
+            answer.points_neg, mask, answer.bbox, sample[region]
         )
     terms["score"] = sum(terms.values())
     return terms
@@ -170,20 +174,19 @@ def run() -> list[BenchRow]:
         if 0 <= x < SIZE and 0 <= y < SIZE
     )
 
-    def fresh_gt(sample: dict) -> GroundTruth:
-        return GroundTruth(
-            sample["bbox"], sample["points"], sample["mask"], sample["confused"], sample["distractors"]
-        )
+    def fresh_gt(sample: dict, region: str = "confused") -> GroundTruth:
+        confused = sample["confused"] if region == "confused" else None  # None: the distractor is used
+        return GroundTruth(sample["bbox"], sample["points"], sample["mask"], confused, sample["distractors"])
 
-    def ours_batch() -> list[dict]:
+    def ours_batch(region: str = "confused") -> list[dict]:
         out = []
         for sample, responses in batch:
-            gt = fresh_gt(sample)  # per-prompt caches are rebuilt inside every timed run
+            gt = fresh_gt(sample, region)  # per-prompt caches are rebuilt inside every timed run
             out.extend(total_reward(r, gt, config) for r in responses)
         return out
 
-    def naive_batch() -> list[dict]:
-        return [naive_total(r, sample, config) for sample, responses in batch for r in responses]
+    def naive_batch(region: str = "confused") -> list[dict]:
+        return [naive_total(r, sample, config, region) for sample, responses in batch for r in responses]
 
     def ours_points() -> list[float]:
         out = []
@@ -206,6 +209,8 @@ def run() -> list[BenchRow]:
 
     t_ours = best_of(ours_batch, repeats=5) * 1e3
     t_naive = best_of(naive_batch, repeats=3) * 1e3
+    t_ours_whole = best_of(lambda: ours_batch("look_alike"), repeats=5) * 1e3
+    t_naive_whole = best_of(lambda: naive_batch("look_alike"), repeats=3) * 1e3
     t_ours_pt = best_of(ours_points, repeats=5) * 1e3
     t_naive_pt = best_of(naive_points, repeats=3) * 1e3
     device = device_name()
@@ -218,6 +223,15 @@ def run() -> list[BenchRow]:
             unit="ms",
             device=device,
             note=f"full reward; ours=total_reward (geometry negatives), baseline=plan's point+negative terms; {common}",
+        ),
+        BenchRow(
+            name="reward_batch_128_whole_lookalike",
+            ours=t_ours_whole,
+            baseline=t_naive_whole,
+            unit="ms",
+            device=device,
+            note=f"as reward_batch_128 with the whole look-alike as the confused region (components labelled "
+            f"whole, beyond the target's box); {common}",
         ),
         BenchRow(
             name="reward_point_term_128",

@@ -1,10 +1,11 @@
 """`segzero-plus` console entry point.
 
 Each subcommand lives in its own module, which exposes ``register(subparsers)`` adding one parser whose
-``func`` default takes the parsed ``argparse.Namespace`` and returns an exit code. A
-:class:`segzero_plus.errors.UserError` raised by a subcommand becomes one ``error: ...`` line on stderr
-and exit status 2. Modules are imported
-lazily (only the chosen one), so ``segzero-plus --help`` stays fast and light.
+``func`` default takes the parsed ``argparse.Namespace`` and returns an exit code. Bad input has one
+convention: a :class:`segzero_plus.errors.UserError` raised by a subcommand, an argument argparse
+rejects, or an OS error the user must fix (full disk, read-only folder) becomes one ``error: ...`` line on
+stderr and exit status 2, without a traceback. Modules are imported lazily (only the chosen one), so
+``segzero-plus --help`` stays fast and light.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-from segzero_plus.errors import UserError
+from segzero_plus.errors import UserError, environment_error
 
 # subcommand name -> module that registers it
 SUBCOMMANDS: dict[str, str] = {
@@ -31,9 +32,17 @@ SUBCOMMANDS: dict[str, str] = {
 }
 
 
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse, except that a rejected argument raises :class:`UserError` (one line) instead of printing
+    the usage and exiting; subparsers inherit this class."""
+
+    def error(self, message: str):  # type: ignore[override]
+        raise UserError(f"{self.prog}: {message} (see {self.prog} --help)")
+
+
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """Build the top-level parser; with ``only`` set, import just that subcommand's module."""
-    parser = argparse.ArgumentParser(prog="segzero-plus", description="Seg-Zero++ command-line tools")
+    parser = ArgumentParser(prog="segzero-plus", description="Seg-Zero++ command-line tools")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, module in SUBCOMMANDS.items():
         if only is None or only == name:
@@ -47,15 +56,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     chosen = next((a for a in argv if a in SUBCOMMANDS), None)
     parser = build_parser(only=chosen if chosen else "__none__")
-    args = parser.parse_args(argv)
-    if not getattr(args, "func", None):
-        parser.print_help()
-        return 2
     try:
+        args = parser.parse_args(argv)
+        if not getattr(args, "func", None):
+            parser.print_help()
+            return 2
         return int(args.func(args) or 0)
     except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return _report(exc)
+    except OSError as exc:
+        user = environment_error(exc)
+        if user is None:
+            raise
+        return _report(user)
+
+
+def _report(exc: UserError) -> int:
+    print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":

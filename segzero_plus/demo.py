@@ -175,8 +175,10 @@ def run_demo(
         state["scenes"] = scenes
         write_scenes_parquet(scenes, out / "scenes.parquet")
         options = TrainingOptions(template="negative_point", data_source="lookalike")
-        train = write_scenes_training(scenes, out / "train_negative_point.parquet", options=options)
-        evals = write_scenes_eval(scenes, out / "eval_lookalike_val.parquet", split="val")
+        train = write_scenes_training(
+            scenes, out / "train_negative_point.parquet", options=options, overwrite=True
+        )
+        evals = write_scenes_eval(scenes, out / "eval_lookalike_val.parquet", split="val", overwrite=True)
         state["train"], state["eval"] = train.path, evals.path
         n_distr = sum(len(s.distractor_masks) for s in scenes)
         return (
@@ -203,6 +205,7 @@ def run_demo(
             config_name=config_name,
             checkpoint=ckpt,
             device="cpu",
+            remine=True,
             overwrite=True,
             progress=False,
         )
@@ -268,6 +271,7 @@ def run_demo(
                 "segzero_plus.sam.placement=cpu",
                 "+segzero_plus.sam.torch_threads=1",
                 f"+segzero_plus.sam.actor_name={actor}",
+                "segzero_plus.step_log=false",  # one batch, no training steps: no per-step log folder
             ],
         )
         dataset = load_rlhf_dataset(cfg.data, state["qwen"], state["mined"])

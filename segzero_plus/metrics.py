@@ -31,7 +31,17 @@ FAIL_EMPTY = "empty_prediction"
 FAIL_SAM = "sam_error"
 FAIL_IMAGE = "image_error"
 FAIL_GENERATION = "generation_error"
-FAILURE_REASONS: tuple[str, ...] = (FAIL_UNPARSEABLE, FAIL_EMPTY, FAIL_SAM, FAIL_IMAGE, FAIL_GENERATION)
+FAIL_INVALID_ROW = "invalid_row"
+"""The data row itself cannot be scored as given (no or undecodable ground-truth mask, an empty mask or
+query, masks of another size than the image): counted like any failure (IoU 0), with the reason."""
+FAILURE_REASONS: tuple[str, ...] = (
+    FAIL_UNPARSEABLE,
+    FAIL_EMPTY,
+    FAIL_SAM,
+    FAIL_IMAGE,
+    FAIL_GENERATION,
+    FAIL_INVALID_ROW,
+)
 """The failure reasons the evaluator writes (other strings are accepted and counted too)."""
 
 

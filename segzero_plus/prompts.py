@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from segzero_plus.errors import UserError
+
 QUESTION_PLACEHOLDER = "{Question}"
 """The placeholder in :attr:`PromptTemplate.user` that the normalised query replaces."""
 
@@ -25,6 +27,10 @@ QUESTION_PLACEHOLDER = "{Question}"
 def normalise_query(query: str) -> str:
     """Seg-Zero's query normalisation: ``query.lower().strip(".")`` (only dots are stripped)."""
     return query.lower().strip(".")
+
+
+class UnknownTemplateError(UserError, ValueError):
+    """A template name that :data:`TEMPLATES` does not hold."""
 
 
 @dataclass(frozen=True)
@@ -96,8 +102,10 @@ ANSWER_KEYS: dict[str, frozenset[str]] = {
 
 
 def get_template(name: str) -> PromptTemplate:
-    """The template called ``name``; raises ``ValueError`` naming the valid names otherwise."""
+    """The template called ``name``; raises :class:`UnknownTemplateError` (a ``ValueError``) naming the valid names otherwise."""
     try:
         return TEMPLATES[name]
     except (KeyError, TypeError):
-        raise ValueError(f"unknown prompt template {name!r}; valid names: {sorted(TEMPLATES)}") from None
+        raise UnknownTemplateError(
+            f"unknown prompt template {name!r}; valid names: {sorted(TEMPLATES)}"
+        ) from None

@@ -28,6 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
+from segzero_plus.arguments import non_negative_int, positive_int
+from segzero_plus.errors import UserError
 from segzero_plus.masks import decode_rle, encode_rle
 
 SHAPES: tuple[str, ...] = ("disc", "ring", "square", "triangle")
@@ -336,10 +338,10 @@ def encode_png(image: np.ndarray) -> bytes:
 
 
 def decode_png(data: bytes) -> np.ndarray:
-    from PIL import Image
+    """(H, W, 3) uint8 RGB of image bytes, through the project's one decoder (``data.images``)."""
+    from segzero_plus.data.images import decode_image
 
-    with Image.open(io.BytesIO(data)) as im:
-        return np.asarray(im.convert("RGB"))
+    return decode_image(data).array
 
 
 def write_scenes_parquet(scenes: Iterable[Scene], path: str | Path) -> Path:
@@ -347,7 +349,8 @@ def write_scenes_parquet(scenes: Iterable[Scene], path: str | Path) -> Path:
     mask (RLE dict), distractor_masks (list of RLE dicts), anchor_mask (RLE dict), difficulty
     ("easy"/"hard"). Atomic write."""
     import pyarrow as pa
-    import pyarrow.parquet as pq
+
+    from segzero_plus.data.io import atomic_write_table
 
     rows = [
         {
@@ -365,44 +368,40 @@ def write_scenes_parquet(scenes: Iterable[Scene], path: str | Path) -> Path:
         }
         for s in scenes
     ]
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    pq.write_table(pa.Table.from_pylist(rows), tmp)
-    tmp.replace(path)
-    return path
+    return atomic_write_table(pa.Table.from_pylist(rows), path)
 
 
 def read_scenes_parquet(path: str | Path) -> list[Scene]:
     """Read scenes written by :func:`write_scenes_parquet` (files without ``difficulty`` are easy)."""
     import pyarrow.parquet as pq
 
-    scenes = []
-    for row in pq.read_table(path).to_pylist():
-        scenes.append(
-            Scene(
-                scene_id=row["id"],
-                image=decode_png(row["image"]),
-                expression=row["expression"],
-                shape=row["shape"],
-                colour=row["colour"],
-                target_mask=decode_rle(row["mask"]),
-                distractor_masks=[decode_rle(r) for r in row["distractor_masks"]],
-                anchor_mask=decode_rle(row["anchor_mask"]) if row["anchor_mask"] else None,
-                difficulty=row.get("difficulty") or "easy",
-            )
-        )
-    return scenes
+    return [scene_from_row(row) for row in pq.read_table(path).to_pylist()]
+
+
+def scene_from_row(row: dict) -> Scene:
+    """The :class:`Scene` of one row written by :func:`write_scenes_parquet` (no ``difficulty``: easy)."""
+    return Scene(
+        scene_id=row["id"],
+        image=decode_png(row["image"]),
+        expression=row["expression"],
+        shape=row["shape"],
+        colour=row["colour"],
+        target_mask=decode_rle(row["mask"]),
+        distractor_masks=[decode_rle(r) for r in row["distractor_masks"]],
+        anchor_mask=decode_rle(row["anchor_mask"]) if row["anchor_mask"] else None,
+        difficulty=row.get("difficulty") or "easy",
+    )
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("make-scenes", help="generate a look-alike scene dataset (parquet)")
     p.add_argument("--out", required=True, help="output parquet file")
-    p.add_argument("-n", "--num", type=int, default=50, help="number of scenes (default 50)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("-n", "--num", type=positive_int, default=50, help="number of scenes (default 50)")
+    p.add_argument("--seed", type=non_negative_int, default=0)
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     p.add_argument(
         "--size",
-        type=int,
+        type=positive_int,
         nargs=2,
         metavar=("H", "W"),
         action="append",
@@ -420,9 +419,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _cli(args: argparse.Namespace) -> int:
+    from segzero_plus.data.outputs import output_lock
+
     sizes = [tuple(s) for s in args.size] if args.size else DEFAULT_SIZES
-    scenes = generate_scenes(args.num, seed=args.seed, sizes=sizes, difficulty=args.difficulty)
-    path = write_scenes_parquet(scenes, args.out)
+    out = Path(args.out)
+    if out.is_dir():
+        raise UserError(f"--out {out} is a folder; give a .parquet file name")
+    with output_lock(out):
+        if out.exists() and not args.overwrite:
+            raise UserError(f"{out} exists; pass --overwrite to replace it")
+        try:
+            scenes = generate_scenes(args.num, seed=args.seed, sizes=sizes, difficulty=args.difficulty)
+        except ValueError as exc:  # objects do not fit an image that small
+            raise UserError(f"cannot generate scenes of sizes {sizes}: {exc}; use larger --size") from None
+        path = write_scenes_parquet(scenes, out)
     n_hard = sum(s.difficulty == "hard" for s in scenes)
     size_kib = path.stat().st_size / 1024
     print(f"wrote {args.num} scenes ({args.num - n_hard} easy, {n_hard} hard) to {path} ({size_kib:.0f} KiB)")

@@ -241,6 +241,8 @@ def ensure_tiny_sam(config_name: str = "tiny_test", root: str | Path | None = No
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    from segzero_plus.arguments import sam_config_name
+
     p = subparsers.add_parser(
         "make-tiny", help="build the offline tiny Qwen2.5-VL and random SAM2 checkpoints"
     )
@@ -248,6 +250,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--sam",
         nargs="*",
+        type=sam_config_name,
         default=["tiny_test", "sam2.1_hiera_t"],
         help="SAM2 configs to write random checkpoints for (default: tiny_test sam2.1_hiera_t)",
     )
@@ -255,10 +258,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _cli(args: argparse.Namespace) -> int:
-    out = Path(args.out)
-    qwen = ensure_tiny_qwen(out)
-    print(f"tiny Qwen2.5-VL: {qwen}")
-    for name in args.sam:
-        _, path = ensure_tiny_sam(name, out)
-        print(f"random SAM2 ({name}): {path}")
+    from segzero_plus.data.outputs import output_lock, writable_folder
+
+    out = writable_folder(args.out)
+    with output_lock(out):
+        qwen = ensure_tiny_qwen(out)
+        print(f"tiny Qwen2.5-VL: {qwen}")
+        for name in args.sam:
+            _, path = ensure_tiny_sam(name, out)
+            print(f"random SAM2 ({name}): {path}")
     return 0

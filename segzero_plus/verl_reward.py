@@ -21,7 +21,15 @@ it; with ``negative_reward: sam_counterfactual`` ask the shared SAM actor for SA
 :func:`segzero_plus.rewards.total_reward`. The result has the SAME keys for every sample
 (:meth:`SegZeroPlusRewardManager.extra_info_keys`): the core's terms and flags, ``sam/<term>``,
 ``reward_error``, ``frame_scaled`` and ``reward_ms``. An exception in one sample scores it 0 with
-``reward_error`` = 1 and is counted and logged; it never fails the training step.
+``reward_error`` = 1 and is counted and logged; it never fails the training step. When SAM cannot be
+reached (after one retry) the sample is scored with the SAM-free terms and ``sam_failed`` = 1: an
+infrastructure fault must not turn a good rollout into a negative advantage.
+
+``run_single`` accepts every shape verl hands over: the colocated path's rows, and the streaming path's
+one-sample batches (``np.array([v] * n)`` per field, so ``raw_prompt`` is an object array, see
+:func:`segzero_plus.train.frames.prompt_messages`). Under Ray, every scored sample is also reported to the
+run's step log (:mod:`segzero_plus.train.step_log`): per-step means of every key in the training log and
+in ``<trainer.default_local_dir>/reward_terms.jsonl``.
 """
 
 from __future__ import annotations
@@ -62,8 +70,9 @@ if not logger.handlers and not logging.getLogger().handlers:  # Ray workers: mak
     logger.addHandler(_handler)
 
 MANAGER_KEYS: tuple[str, ...] = ("reward_error", "sam_failed", "frame_scaled", "reward_ms")
-"""Keys the manager adds: 1.0 when the sample raised (scored 0), 1.0 when SAM was unreachable (scored 0),
-1.0 when the answer frame differed from the ground truth's, wall time of the sample in milliseconds."""
+"""Keys the manager adds: 1.0 when the sample raised (scored 0), 1.0 when SAM was unreachable (scored with
+the SAM-free terms), 1.0 when the answer frame differed from the ground truth's, wall time of the sample
+in milliseconds."""
 SAM_PREFIX = "sam/"
 GT_CACHE_SIZE = 64
 """Decoded ground truths kept per worker (a prompt's n rollouts share one; ~5-10 MB each at 840x840)."""
@@ -134,6 +143,16 @@ def _image_key(item: Any, rgb: np.ndarray) -> str:
     return stable_image_key(rgb)
 
 
+def training_step(non_tensor: Any) -> int | None:
+    """The training step a sample belongs to: ``global_steps``, which verl 0.9.1's v1 trainer attaches to
+    every prompt it submits (None on paths that do not tag samples)."""
+    value = non_tensor.get("global_steps") if hasattr(non_tensor, "get") else None
+    if value is None:
+        return None
+    value = np.asarray(value).ravel()
+    return int(value[0]) if value.size else None
+
+
 class SegZeroPlusRewardManager(RewardManagerBase):
     """verl reward-loop manager scoring box + positive/negative-point answers (see module docstring).
 
@@ -175,10 +194,37 @@ class SegZeroPlusRewardManager(RewardManagerBase):
                 namespace=sam.namespace,
                 call_timeout_s=sam.call_timeout_s,
             )
-            try:  # start (or find) the shared actor now, so SAM loads while the first rollouts run
-                _ = self._sam.handle
-            except Exception as exc:  # retried on the first call; a failure there scores 0 and is logged
-                logger.warning("could not start the SAM scorer actor yet: %s", exc)
+            self._start_sam()
+        self._step_log = self._make_step_log(config)
+
+    def _start_sam(self) -> None:
+        """Start (or find) the shared actor now and wait for it: a scorer that cannot run where it was
+        placed (no GPU visible) fails the worker loudly; other start-up errors are logged and retried on
+        the first call (a failure there falls back to the SAM-free terms)."""
+        from segzero_plus.sam.actor import SamUnavailableError
+
+        try:
+            self._sam.check_started()
+        except SamUnavailableError as exc:
+            if "NoGpuVisibleError" in str(exc):
+                raise RuntimeError(str(exc)) from exc
+            logger.warning("could not start the SAM scorer actor yet: %s", exc)
+
+    def _make_step_log(self, config: Any) -> Any:
+        """The run's per-step reward log when running under Ray with ``segzero_plus.step_log`` on."""
+        if not self.options.step_log:
+            return None
+        try:
+            import ray
+
+            if not ray.is_initialized():
+                return None
+        except ImportError:
+            return None
+        from segzero_plus.train.step_log import RewardStepLogClient, samples_per_step, step_log_path
+
+        path = step_log_path(config)
+        return RewardStepLogClient(path, samples_per_step(config)) if path else None
 
     # ------------------------------------------------------------------------------------ keys
     @staticmethod
@@ -239,9 +285,8 @@ class SegZeroPlusRewardManager(RewardManagerBase):
         result.update(core)
         result.update({SAM_PREFIX + k: float(v) for k, v in sam_terms.items() if k != "sam_failed"})
         result["frame_scaled"] = float(answer_hw != gt.hw)
-        if sam_terms.get("sam_failed"):
-            result["score"] = 0.0
-            result["sam_failed"] = 1.0
+        # SAM unreachable: its terms are 0, so ``score`` is the SAM-free terms' total (no zeroing)
+        result["sam_failed"] = float(bool(sam_terms.get("sam_failed")))
         return result
 
     async def run_single(self, data: DataProto) -> dict:
@@ -270,6 +315,8 @@ class SegZeroPlusRewardManager(RewardManagerBase):
         elapsed_ms = (time.perf_counter() - start) * 1e3
         info["reward_ms"] = elapsed_ms
         self._count(info, elapsed_ms)
+        if self._step_log is not None:
+            self._step_log.report(training_step(item.non_tensor_batch), info)
         return {"reward_score": float(info["score"]), "reward_extra_info": info}
 
     def _count(self, info: dict[str, float], elapsed_ms: float) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 
 import numpy as np
@@ -18,12 +17,12 @@ from segzero_plus.data.lookalike import scenes_to_training_rows
 from segzero_plus.data.schema import TRAINING_SCHEMA, dumps_ground_truth, make_ground_truth, to_ground_truth
 from segzero_plus.data.training import TrainingOptions
 from segzero_plus.geometry import inscribed_circle_centres
-from segzero_plus.masks import decode_rle
 from segzero_plus.parsing import parse_answer
 from segzero_plus.rewards import reward_keys, total_reward
+from segzero_plus.testing.answers import answer_text, crafted_answers
+from segzero_plus.testing.configs import tiny_training_config
 from segzero_plus.train.frames import answer_frame_hw, find_image_item, image_rgb
 from segzero_plus.train.options import ManagerOptions
-from segzero_plus.train.preflight import compose
 from segzero_plus.train.rollouts import load_rlhf_dataset, rollout_dataproto
 
 N_ROWS = 4
@@ -46,17 +45,7 @@ def parquet(rows, tmp_path_factory):
 
 
 def make_cfg(tiny_qwen_dir, parquet, *overrides):
-    return compose(
-        "segzero_plus_7b",
-        [
-            "hardware=smoke_1gpu",
-            f"actor_rollout_ref.model.path={tiny_qwen_dir}",
-            f"data.train_files={parquet}",
-            f"data.val_files={parquet}",
-            "data.max_prompt_length=4096",
-            *overrides,
-        ],
-    )
+    return tiny_training_config(tiny_qwen_dir, parquet, "data.max_prompt_length=4096", *overrides)
 
 
 @pytest.fixture(scope="module")
@@ -78,36 +67,12 @@ def manager(cfg, tokenizer):
     return load_reward_manager(cfg, tokenizer)
 
 
-def _answer(bbox, pos, neg=()):
-    return (
-        "<think> the target is the one next to the square </think>"
-        f'<answer>{{"bbox": {[int(v) for v in bbox]}, "points_pos": {[[int(x), int(y)] for x, y in pos]}, '
-        f'"points_neg": {[[int(x), int(y)] for x, y in neg]}}}</answer>'
-    )
-
-
-def _responses_for(row) -> dict[str, str]:
-    """Crafted responses for one row: exact ground truth (+ a negative on a look-alike), shifted, malformed."""
-    gt = json.loads(row["reward_model"]["ground_truth"])
-    x1, y1, x2, y2 = gt["bbox"]
-    neg = []
-    if gt["distractor_masks"]:
-        neg = inscribed_circle_centres(decode_rle(gt["distractor_masks"][0]), 1)
-    return {
-        "exact": _answer(gt["bbox"], gt["points"], neg),
-        "shifted": _answer(
-            [x1 + 40, y1 + 40, x2 + 40, y2 + 40], [(p[0] + 40, p[1] + 40) for p in gt["points"]]
-        ),
-        "malformed": "it is the red one near (10, 20) {'bbox': [1, 2, oops",
-    }
-
-
 def _rollout_batch(cfg, tokenizer, tiny_qwen_dir, parquet):
     """A DataProto of 4 rows x (1 tiny-model rollout + 3 crafted responses), built through verl's RLHFDataset
     and collate_fn, prompts tokenised by the tiny Qwen2.5-VL processor (left-padded), responses right-padded."""
     dataset = load_rlhf_dataset(cfg.data, tiny_qwen_dir, parquet, tokenizer)
     assert len(dataset) == N_ROWS
-    return rollout_dataproto(dataset, tiny_qwen_dir, _responses_for, max_new_tokens=24)
+    return rollout_dataproto(dataset, tiny_qwen_dir, crafted_answers, max_new_tokens=24)
 
 
 def _decoded(tokenizer, data, i):
@@ -179,7 +144,7 @@ def test_frame_mapping_lands_on_the_right_pixels_of_a_non_square_image(
     deep = inscribed_circle_centres(scene.target_mask, 1)[0]  # GT points may sit on the edge; use the deepest
     pos = [(deep[0] / 2, deep[1] / 2)] * 2
     neg = [(x / 2, y / 2) for x, y in inscribed_circle_centres(scene.distractor_masks[0], 1)]
-    response = _answer(half, pos, neg)
+    response = answer_text(half, pos, neg)
 
     manager = SegZeroPlusRewardManager(cfg, tokenizer)
     info = manager.score_text(response, gt_json, raw_prompt)
@@ -350,4 +315,68 @@ def test_reward_loop_manager_with_ray_workers_and_one_shared_sam_actor(
         if kind == "exact":
             assert info["bbox_iou"][i] == 1.0 and info["point"][i] == 1.0 and info["seg_format"][i] == 1.0
         if kind != "rollout":  # the crafted answers survive tokenisation unchanged
-            assert response == _responses_for(rows[i // 4])[kind]
+            assert response == crafted_answers(rows[i // 4])[kind]
+
+
+# ------------------------------------------------------------------------------------------ streaming shapes
+def _one_sample_batch(row, response_ids, n: int = 1):
+    """A DataProto of one trajectory built as verl 0.9.1's AgentLoopWorker._compute_score builds it
+    (verl/experimental/agent_loop/agent_loop.py): unpadded tensors, ``np.array([v] * n)`` per field."""
+    import torch
+    from verl import DataProto
+
+    prompt_ids = torch.tensor([1, 2, 3])  # the manager reads only the response
+    responses = torch.tensor(response_ids)
+    input_ids = torch.cat([prompt_ids, responses])
+    batch = {
+        "prompts": prompt_ids[None],
+        "responses": responses[None],
+        "attention_mask": torch.ones_like(input_ids)[None],
+        "input_ids": input_ids[None],
+        "position_ids": torch.arange(len(input_ids))[None],
+    }
+    fields = {k: v for k, v in row.items() if not isinstance(v, torch.Tensor)}
+    non_tensor = {k: np.array([v] * n) for k, v in fields.items()}
+    return DataProto.from_dict(tensors=batch, non_tensors=non_tensor)
+
+
+def test_run_single_scores_the_streaming_paths_one_sample_batches(
+    manager, cfg, tokenizer, tiny_qwen_dir, parquet, rows
+):
+    """verl's streaming path hands ``raw_prompt`` over as a (1, 2) object array (a 2-message prompt through
+    ``np.array([v] * n)``): the exact answer must score what the core gives it, with no reward error."""
+    dataset = load_rlhf_dataset(cfg.data, tiny_qwen_dir, parquet, tokenizer)
+    row = dataset[0]
+    answer = crafted_answers(rows[0])["exact"]
+    ids = [*tokenizer(answer, add_special_tokens=False)["input_ids"], tokenizer.eos_token_id]
+    data = _one_sample_batch(row, ids)
+    assert data.non_tensor_batch["raw_prompt"].shape == (1, 2)
+    out = asyncio.run(manager.run_single(data))
+    info = out["reward_extra_info"]
+    expected = total_reward(
+        answer, to_ground_truth(rows[0]["reward_model"]["ground_truth"]), manager.options.reward
+    )
+    assert info["reward_error"] == 0.0, info
+    assert out["reward_score"] == pytest.approx(expected["score"], abs=1e-9) and expected["score"] >= 5.0
+    assert info["bbox_iou"] == 1.0 and info["point"] == 1.0
+
+
+def test_a_sam_failure_falls_back_to_the_sam_free_terms(cfg, tokenizer, tiny_qwen_dir, parquet, rows):
+    """SAM unreachable is an infrastructure fault, not a bad answer: the sample keeps every SAM-free term
+    (flagged and counted), instead of a 0 that GRPO would turn into a negative advantage."""
+    from segzero_plus.sam.actor import SamUnavailableError
+    from segzero_plus.verl_reward import SegZeroPlusRewardManager
+
+    class DownScorer:
+        def score(self, *args, **kwargs):
+            raise SamUnavailableError("SAM scorer failed twice: actor died")
+
+    sam_cfg = make_cfg(tiny_qwen_dir, parquet, "experiment=segzero_plus_sam_cf")
+    manager = SegZeroPlusRewardManager(sam_cfg, tokenizer, sam_scorer=DownScorer())
+    answer = crafted_answers(rows[0])["exact"]
+    gt = rows[0]["reward_model"]["ground_truth"]
+    raw_prompt = load_rlhf_dataset(sam_cfg.data, tiny_qwen_dir, parquet, tokenizer)[0]["raw_prompt"]
+    info = manager.score_text(answer, gt, np.array([raw_prompt] * 1)[0])
+    sam_free = total_reward(answer, to_ground_truth(gt), manager.options.reward)
+    assert info["sam_failed"] == 1.0 and info["sam_counterfactual"] == 0.0
+    assert info["score"] == pytest.approx(sam_free["score"], abs=1e-9) and info["score"] >= 5.0

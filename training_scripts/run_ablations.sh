@@ -3,10 +3,10 @@
 #   [EXPERIMENTS="baseline neg_full_reward"] training_scripts/run_ablations.sh [hydra overrides for every run...]
 # Every experiment is pre-flighted first (a bad one stops everything before any GPU work); then the runs
 # go in sequence, a failed run is recorded and the next one starts. Logs: outputs/ablations/<name>.log;
-# checkpoints: checkpoints/segzero_plus/<name>/. CONFIG_NAME picks the primary config (segzero_plus_7b).
+# checkpoints: checkpoints/segzero_plus/<name>/<hardware profile>/. CONFIG_NAME picks the primary config (segzero_plus_7b).
 source "$(dirname "${BASH_SOURCE[0]}")/_common.sh"
 CONFIG_NAME="${CONFIG_NAME:-segzero_plus_7b}"
-EXPERIMENTS="${EXPERIMENTS:-baseline neg_output_only neg_simple_reward neg_full_reward neg_1_points neg_2_points neg_3_points neg_weight_0.5 neg_weight_1.0 neg_weight_2.0}"
+EXPERIMENTS="${EXPERIMENTS:-baseline neg_output_only neg_simple_reward neg_full_reward neg_1_points neg_2_points neg_weight_0.5 neg_weight_2.0}"
 read -r -a experiments <<<"$EXPERIMENTS"
 cd "$SEGZERO_REPO"
 

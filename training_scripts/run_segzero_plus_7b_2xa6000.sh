@@ -4,4 +4,6 @@
 #   training_scripts/run_segzero_plus_7b_2xa6000.sh [hydra overrides...]
 source "$(dirname "${BASH_SOURCE[0]}")/_common.sh"
 export CUDA_VISIBLE_DEVICES="${CUDA_VISIBLE_DEVICES:-0,1}"
+# threads of the CPU optimizer step (FSDP2 offload_policy): half the cores, one half per GPU's worker
+export OMP_NUM_THREADS="${OMP_NUM_THREADS:-$(($(nproc) / 2))}"
 segzero_launch segzero_plus_7b hardware=2xa6000 "$@"

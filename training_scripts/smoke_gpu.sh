@@ -20,8 +20,8 @@ cli() { "$PYTHON" -m segzero_plus.cli "$@"; }
 
 echo "== building tiny models and look-alike data under $OUT"
 cli make-tiny --out "$OUT/models" --sam tiny_test
-cli make-scenes --out "$OUT/scenes_train.parquet" -n 16 --seed 0 --size 336 336
-cli make-scenes --out "$OUT/scenes_val.parquet" -n 4 --seed 1 --size 336 336
+cli make-scenes --out "$OUT/scenes_train.parquet" -n 16 --seed 0 --size 336 336 --overwrite
+cli make-scenes --out "$OUT/scenes_val.parquet" -n 4 --seed 1 --size 336 336 --overwrite
 for split in train val; do
   cli prepare-train scenes --input "$OUT/scenes_${split}.parquet" --out "$OUT/data/${split}_negative_point.parquet" \
     --template negative_point --image-size 336 336 --split "$split" --no-progress --overwrite

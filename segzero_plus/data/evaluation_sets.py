@@ -3,8 +3,9 @@ per expression or per instance) and Seg-Zero's published evaluation layout.
 
 Rows keep the ORIGINAL image bytes (re-encoded as RGB PNG only when the file is not plain RGB or has an
 EXIF rotation) with masks in the original frame. No row is dropped silently: rows that cannot be built
-are listed as skipped, and rows with, e.g., an empty mask are kept and reported by validation, so that
-metrics are never inflated by quietly removing samples.
+or scored (an unreadable image, an annotation with non-finite or negative coordinates or a polygon of
+fewer than 3 points, an empty ground-truth mask, an empty query) are skipped, counted by reason and
+listed by id in the conversion's summary, so a reader of the metrics can see what the set lacks.
 
 Names: ``data_source`` is ``reasonseg`` or ``<refcoco|refcocoplus|refcocog>_<unc|umd>_<per_expression|
 per_instance>``; ``split`` is the dataset split (val, test, testA, testB).
@@ -19,10 +20,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from segzero_plus import arguments
 from segzero_plus.data import io as dio
 from segzero_plus.data.images import ImageDecodeError, original_image_bytes, read_annotated_image
+from segzero_plus.data.outputs import file_digest, json_digest, stat_digest
 from segzero_plus.data.reasonseg import ReasonSegItem, list_reasonseg, rasterise_lisa
 from segzero_plus.data.schema import EVAL_SCHEMA, eval_row
+from segzero_plus.data.training import decode_annotation, image_folder, refer_inputs
+from segzero_plus.data.validation import polygon_problem
+from segzero_plus.errors import UserError
 from segzero_plus.masks import encode_rle
 
 Variant = Literal["per_expression", "per_instance"]
@@ -35,10 +41,30 @@ REFER_EVAL_SPLITS: dict[str, tuple[str, ...]] = {
 
 
 # ------------------------------------------------------------------ ReasonSeg
+def _shapes_problem(shapes: Sequence[Any]) -> str | None:
+    """Why LISA ``shapes`` cannot be rasterised (see ``validation.polygon_problem``), or None."""
+    for i, shape in enumerate(shapes):
+        if not isinstance(shape, dict):
+            return f"shape {i} is not an object"
+        if str(shape.get("label", "")).lower() != "flag":
+            problem = polygon_problem(shape.get("points"), f"shape {i} ({shape.get('label', '')!r})")
+            if problem:
+                return problem
+    return None
+
+
 def _reasonseg_chunk(items: Sequence[tuple[ReasonSegItem, int]], *, split: str) -> dio.ChunkOutput:
     out = dio.ChunkOutput(rows=[])
     for item, query_index in items:
         rid = f"reasonseg_{split}_{item.stem}" + (f"_{query_index}" if query_index else "")
+        query = item.queries[query_index] if item.queries else ""
+        problem = item.problem or _shapes_problem(item.shapes)
+        if problem:
+            out.skip([rid], f"bad annotation: {problem}", "skipped_bad_annotation")
+            continue
+        if not query.strip():
+            out.skip([rid], "empty query", "skipped_empty_query")
+            continue
         try:
             stored, decoded = original_image_bytes(item.image_path.read_bytes())
         except (OSError, ImageDecodeError) as e:
@@ -48,17 +74,18 @@ def _reasonseg_chunk(items: Sequence[tuple[ReasonSegItem, int]], *, split: str) 
             out.note(k)
         h, w = decoded.array.shape[:2]
         target, ignore = rasterise_lisa(item.shapes, h, w)
+        if not target.any():
+            out.skip([rid], "empty ground-truth mask (no target pixel)", "skipped_empty_mask")
+            continue
         if ignore.any():
             out.note("rows_with_ignore")
-        if not item.queries:
-            out.note("no_query")
         out.rows.append(
             eval_row(
                 id=rid,
                 data_source="reasonseg",
                 split=split,
                 image=stored,
-                query=item.queries[query_index] if item.queries else "",
+                query=query,
                 mask=encode_rle(target),
                 ignore=encode_rle(ignore) if ignore.any() else None,
                 image_id=item.stem,
@@ -78,6 +105,7 @@ def prepare_reasonseg_eval(
     queries: Literal["first", "all"] = "first",
     workers: int = 1,
     chunk_size: int = 32,
+    overwrite: bool = False,
     progress: bool = True,
 ) -> dio.ConversionResult:
     """ReasonSeg ``split`` (val/test) from LISA's layout: target mask + separate ignore mask (original frame).
@@ -87,7 +115,9 @@ def prepare_reasonseg_eval(
     """
     items = list_reasonseg(root, split)
     if not items:
-        raise ValueError(f"no ReasonSeg jsons under {root}/{split}")
+        raise UserError(
+            f"no ReasonSeg jsons under {root}/{split}; --root must hold val/ and test/ of LISA's layout"
+        )
     work = [(it, q) for it in items for q in (range(max(1, len(it.queries))) if queries == "all" else [0])]
     return dio.convert_to_parquet(
         work,
@@ -96,6 +126,11 @@ def prepare_reasonseg_eval(
         EVAL_SCHEMA,
         chunk_size=chunk_size,
         params={"kind": "reasonseg_eval", "split": split, "queries": queries},
+        inputs={
+            "jsons": json_digest([file_digest(it.json_path) for it in items]),
+            "images": stat_digest(it.image_path for it in items),
+        },
+        overwrite=overwrite,
         work_ids=[f"{it.stem}:{q}" for it, q in work],
         workers=workers,
         desc=f"ReasonSeg {split}",
@@ -119,8 +154,6 @@ def refer_data_source(slug: str, split_by: str, variant: str) -> str:
 
 
 def _refer_eval_chunk(jobs: Sequence[_EvalImageJob], *, data_source: str, split: str) -> dio.ChunkOutput:
-    from segzero_plus.data.refcoco import segmentation_mask
-
     out = dio.ChunkOutput(rows=[])
     for job in jobs:
         ids = [f"{data_source}_{split}_{s[0]}_{s[2]}" for s in job.samples]
@@ -128,10 +161,18 @@ def _refer_eval_chunk(jobs: Sequence[_EvalImageJob], *, data_source: str, split:
         if image is None:
             continue
         stored = image[0]
-        masks: dict[int, dict[str, Any]] = {}
+        masks: dict[int, tuple[dict[str, Any] | None, str | None]] = {}
         for rid, (ref_id, ann_id, sent_id, sentence, seg) in zip(ids, job.samples, strict=True):
             if ann_id not in masks:
-                masks[ann_id] = encode_rle(segmentation_mask(seg, job.height, job.width))
+                mask, problem = decode_annotation(seg, job.height, job.width)
+                masks[ann_id] = (None if mask is None else encode_rle(mask), problem)
+            rle, problem = masks[ann_id]
+            if rle is None:
+                out.skip([rid], f"bad annotation: {problem}", "skipped_bad_annotation")
+                continue
+            if not sentence.strip():
+                out.skip([rid], "empty query", "skipped_empty_query")
+                continue
             out.rows.append(
                 eval_row(
                     id=rid,
@@ -139,7 +180,7 @@ def _refer_eval_chunk(jobs: Sequence[_EvalImageJob], *, data_source: str, split:
                     split=split,
                     image=stored,
                     query=sentence,
-                    mask=masks[ann_id],
+                    mask=rle,
                     ignore=None,
                     image_id=job.image_id,
                     ann_id=ann_id,
@@ -163,6 +204,7 @@ def prepare_refer_eval(
     variant: Variant = "per_expression",
     workers: int = 1,
     chunk_size: int = 32,
+    overwrite: bool = False,
     progress: bool = True,
 ) -> dio.ConversionResult:
     """RefCOCO (unc) / RefCOCO+ (unc) / RefCOCOg (umd) evaluation rows of ``split``.
@@ -173,12 +215,13 @@ def prepare_refer_eval(
     from segzero_plus.data.refcoco import DATASETS, ReferDataset
 
     if variant not in VARIANTS:
-        raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
+        raise UserError(f"variant must be one of {VARIANTS}, got {variant!r}")
     split_by = split_by or DATASETS.get(dataset, "unc")
     refer = ReferDataset(refer_root, dataset, split_by)
+    image_folder(images_dir)
     exprs = refer.expressions(split, per="ref" if variant == "per_instance" else "sentence")
     if not exprs:
-        raise ValueError(f"no refs in split {split!r} of {refer.folder} (splits: {refer.splits})")
+        raise UserError(f"no refs in split {split!r} of {refer.folder} (splits: {refer.splits})")
     exprs.sort(key=lambda e: (e.image_id, e.ref_id, e.sent_id))
     jobs: list[_EvalImageJob] = []
     for e in exprs:
@@ -204,6 +247,8 @@ def prepare_refer_eval(
             "split": split,
             "variant": variant,
         },
+        inputs=refer_inputs(refer, [j.image_path for j in jobs]),
+        overwrite=overwrite,
         work_ids=[str(j.image_id) for j in jobs],
         workers=workers,
         desc=f"{data_source} {split}",
@@ -244,9 +289,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--data-source", default=None, help="segzero/scenes: data_source name (e.g. refcocog_test)"
     )
-    p.add_argument("--workers", type=int, default=1)
-    p.add_argument("--chunk-size", type=int, default=32)
-    p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--workers", type=arguments.positive_int, default=1)
+    p.add_argument("--chunk-size", type=arguments.positive_int, default=32)
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace existing outputs (each only once its new version is complete) and discard other partial work",
+    )
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_cli)
 
@@ -255,110 +304,85 @@ def _target(out: Path, name: str, many: bool) -> Path:
     return out / f"{name}.parquet" if many or out.suffix != ".parquet" else out
 
 
+def _jobs(args: argparse.Namespace, out: Path) -> list[tuple[Path, Any]]:
+    """(output path, conversion to run) per split/variant the arguments ask for."""
+    common = {"chunk_size": args.chunk_size, "workers": args.workers, "overwrite": args.overwrite}
+    common["progress"] = not args.no_progress
+    if args.source == "reasonseg":
+        if not args.root:
+            raise UserError("reasonseg needs --root (the folder holding LISA's val/ and test/)")
+        many = len(args.split) > 1
+        return [
+            (
+                path := _target(out, f"reasonseg_{split}", many),
+                functools.partial(
+                    prepare_reasonseg_eval, args.root, split, path, queries=args.queries, **common
+                ),
+            )
+            for split in args.split
+        ]
+    if args.source in REFER_EVAL_SPLITS:
+        if not (args.root and args.images):
+            raise UserError(f"{args.source} needs --root (refer layout) and --images (COCO train2014)")
+        slug = args.source.replace("+", "plus")
+        many = len(args.split) * len(args.variant) > 1
+        return [
+            (
+                path := _target(out, f"{slug}_{split}_{variant}", many),
+                functools.partial(
+                    prepare_refer_eval,
+                    args.root,
+                    args.images,
+                    path,
+                    dataset=args.source,
+                    split=split,
+                    variant=variant,
+                    **common,
+                ),
+            )
+            for split in args.split
+            for variant in args.variant
+        ]
+    if not args.input or len(args.split) != 1:
+        raise UserError(f"{args.source} needs --input FILE... and exactly one --split")
+    if args.source == "segzero":
+        from segzero_plus.data.segzero_layout import import_segzero_eval
+
+        name = args.data_source or Path(args.input[0]).stem
+        path = _target(out, name, False)
+        run = functools.partial(
+            import_segzero_eval, args.input, path, data_source=name, split=args.split[0], **common
+        )
+        return [(path, run)]
+    from segzero_plus.data.lookalike import read_scenes_inputs, write_scenes_eval
+
+    scenes, inputs = read_scenes_inputs(args.input)
+    path = _target(out, f"lookalike_{args.split[0]}", False)
+    run = functools.partial(
+        write_scenes_eval,
+        scenes,
+        path,
+        split=args.split[0],
+        data_source=args.data_source or "lookalike",
+        chunk_size=args.chunk_size,
+        inputs=inputs,
+        overwrite=args.overwrite,
+        progress=not args.no_progress,
+    )
+    return [(path, run)]
+
+
 def _cli(args: argparse.Namespace) -> int:
     from segzero_plus.data.validation import report_conversion
 
-    out = Path(args.out)
-    progress = not args.no_progress
-    jobs: list[tuple[Path, Any]] = []
-    if args.source == "reasonseg":
-        if not args.root:
-            print("reasonseg needs --root")
-            return 2
-        many = len(args.split) > 1
-        for split in args.split:
-            path = _target(out, f"reasonseg_{split}", many)
-            jobs.append(
-                (
-                    path,
-                    functools.partial(
-                        prepare_reasonseg_eval,
-                        args.root,
-                        split,
-                        path,
-                        queries=args.queries,
-                        workers=args.workers,
-                        chunk_size=args.chunk_size,
-                        progress=progress,
-                    ),
-                )
-            )
-    elif args.source in REFER_EVAL_SPLITS:
-        if not (args.root and args.images):
-            print(f"{args.source} needs --root (refer layout) and --images (COCO train2014)")
-            return 2
-        slug = args.source.replace("+", "plus")
-        many = len(args.split) * len(args.variant) > 1
-        for split in args.split:
-            for variant in args.variant:
-                path = _target(out, f"{slug}_{split}_{variant}", many)
-                jobs.append(
-                    (
-                        path,
-                        functools.partial(
-                            prepare_refer_eval,
-                            args.root,
-                            args.images,
-                            path,
-                            dataset=args.source,
-                            split=split,
-                            variant=variant,
-                            workers=args.workers,
-                            chunk_size=args.chunk_size,
-                            progress=progress,
-                        ),
-                    )
-                )
-    elif args.source == "segzero":
-        from segzero_plus.data.segzero_layout import import_segzero_eval
-
-        if not args.input or len(args.split) != 1:
-            print("segzero needs --input FILE... and one --split")
-            return 2
-        name = args.data_source or Path(args.input[0]).stem
-        path = _target(out, name, False)
-        jobs.append(
-            (
-                path,
-                functools.partial(
-                    import_segzero_eval,
-                    args.input,
-                    path,
-                    data_source=name,
-                    split=args.split[0],
-                    chunk_size=args.chunk_size,
-                    workers=args.workers,
-                    progress=progress,
-                ),
-            )
-        )
-    else:
-        from segzero_plus.data.lookalike import write_scenes_eval
-        from segzero_plus.scenes import read_scenes_parquet
-
-        if not args.input or len(args.split) != 1:
-            print("scenes needs --input SCENES.parquet and one --split")
-            return 2
-        scenes = [s for p in args.input for s in read_scenes_parquet(p)]
-        path = _target(out, f"lookalike_{args.split[0]}", False)
-        jobs.append(
-            (
-                path,
-                functools.partial(
-                    write_scenes_eval,
-                    scenes,
-                    path,
-                    split=args.split[0],
-                    data_source=args.data_source or "lookalike",
-                    progress=progress,
-                ),
-            )
+    jobs = _jobs(args, Path(args.out))
+    existing = [p for p, _ in jobs if p.exists()]
+    if existing and not args.overwrite:  # checked for every output before the first conversion starts
+        raise UserError(
+            f"{existing[0]} exists; pass --overwrite to replace it (each output is replaced only when its "
+            "new version is complete)"
         )
     rc = 0
-    for path, run in jobs:
-        if path.exists() and not args.overwrite:
-            print(f"{path} exists; pass --overwrite to rebuild it")
-            rc = rc or 2
-            continue
-        rc = report_conversion(run(), progress=progress) or rc
+    for _, run in jobs:
+        rc = report_conversion(run(), progress=not args.no_progress) or rc
     return rc

@@ -1,14 +1,32 @@
 """Image decoding, RGB normalisation and frame resizing shared by every conversion.
 
-Images are (H, W, 3) ``uint8`` RGB arrays. Resizing maps the ORIGINAL frame to the MODEL frame by a
-per-axis squash (aspect ratio not kept, as Seg-Zero's 840x840 data). Masks are resized by sampling the
-original pixel under each model pixel's centre, so a model pixel (u, v) reads original pixel
-(floor((u + 0.5) * W / W'), floor((v + 0.5) * H / H')).
+Images are (H, W, 3) ``uint8`` RGB arrays. :func:`decode_image` is the project's one decoder: every
+subcommand that reads image bytes (conversion, validation, mining, evaluation, ``segment``) goes through
+it. It keeps the pixels of every mode PIL opens, each converted explicitly and recorded:
+
+- RGB as is; grayscale ("L", "1") replicated to three channels;
+- alpha ("RGBA", "LA", "PA") dropped, colour kept (what OpenCV's ``IMREAD_COLOR`` readers of the
+  reference code do); palette ("P") looked up; CMYK through its embedded ICC profile when it has one,
+  else PIL's CMYK->RGB formula; other colour spaces (YCbCr, LAB, HSV) by PIL's conversion;
+- high bit depth scaled to 8 bits, never clipped: 16-bit ("I;16*") by ``round(v * 255 / 65535)``;
+  32-bit integer ("I") and float ("F") images by their value range (0..255 kept, 0..65535 as 16-bit,
+  0..1 floats times 255, anything else min-max stretched). 16-bit RGB PNGs arrive from PIL as their
+  high bytes (8-bit RGB).
+
+A size limit guards against decompression bombs: an image of more than :func:`max_image_pixels` pixels
+(``$SEGZERO_PLUS_MAX_IMAGE_PIXELS``, default 40 M, about 6300 x 6300) is refused from its header, before
+its pixels are decoded. Undecodable bytes and oversized images raise :class:`ImageDecodeError`.
+
+Resizing maps the ORIGINAL frame to the MODEL frame by a per-axis squash (aspect ratio not kept, as
+Seg-Zero's 840x840 data). Masks are resized by sampling the original pixel under each model pixel's
+centre, so a model pixel (u, v) reads original pixel (floor((u + 0.5) * W / W'), floor((v + 0.5) * H / H')).
 """
 
 from __future__ import annotations
 
 import io
+import os
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,24 +35,45 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image, ImageOps
 
+from segzero_plus.errors import UserError
+
 if TYPE_CHECKING:
     from segzero_plus.data.io import ChunkOutput
 
 EXIF_ORIENTATION = 0x0112
+MAX_PIXELS_ENV = "SEGZERO_PLUS_MAX_IMAGE_PIXELS"
+DEFAULT_MAX_IMAGE_PIXELS = 40_000_000
+_ALPHA_MODES = {"RGBA": "RGB", "RGBa": "RGB", "RGBX": "RGB", "LA": "L", "La": "L", "PA": "RGB"}
 
 
-class ImageDecodeError(ValueError):
-    """Bytes that PIL cannot decode into an image."""
+class ImageDecodeError(UserError, ValueError):
+    """Bytes that do not decode into an image, or an image over the pixel limit."""
+
+
+def max_image_pixels() -> int:
+    """The decoder's pixel limit: ``$SEGZERO_PLUS_MAX_IMAGE_PIXELS`` or :data:`DEFAULT_MAX_IMAGE_PIXELS`."""
+    raw = os.environ.get(MAX_PIXELS_ENV)
+    if raw is None:
+        return DEFAULT_MAX_IMAGE_PIXELS
+    try:
+        value = int(raw)
+    except ValueError:
+        raise UserError(f"${MAX_PIXELS_ENV} must be a whole number of pixels, got {raw!r}") from None
+    if value < 1:
+        raise UserError(f"${MAX_PIXELS_ENV} must be >= 1, got {raw!r}")
+    return value
 
 
 @dataclass(frozen=True)
 class DecodedImage:
     """An RGB image plus what had to be done to get it: ``mode`` is the file's PIL mode ("RGB", "L",
-    "RGBA", "P", ...) and ``transposed`` says an EXIF orientation was applied."""
+    "RGBA", "P", "I;16", ...), ``scaled`` says high-bit-depth values were scaled to 8 bits and
+    ``transposed`` that an EXIF orientation was applied."""
 
     array: np.ndarray
     mode: str
     transposed: bool
+    scaled: bool = False
 
     @property
     def converted(self) -> bool:
@@ -44,25 +83,93 @@ class DecodedImage:
         out = {}
         if self.converted:
             out[f"image_converted_from_{self.mode}"] = 1
+        if self.scaled:
+            out["image_scaled_to_8_bits"] = 1
         if self.transposed:
             out["image_exif_transposed"] = 1
         return out
 
 
-def decode_image(data: bytes) -> DecodedImage:
-    """Decode image bytes to RGB, applying an EXIF orientation if present (as OpenCV readers do).
-    Grayscale, palette and RGBA images are converted (alpha dropped); the original mode is recorded."""
+def _scale_to_uint8(values: np.ndarray, mode: str) -> np.ndarray:
+    """High-bit-depth values -> uint8 by the rules in the module docstring."""
+    v = values.astype(np.float64)
+    if mode.startswith("I;16"):
+        lo, hi = 0.0, 65535.0
+    else:
+        finite = v[np.isfinite(v)]
+        vmin, vmax = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 0.0)
+        if mode == "F" and vmin >= 0.0 and vmax <= 1.0:
+            lo, hi = 0.0, 1.0
+        elif vmin >= 0 and vmax <= 255 and mode == "I":
+            lo, hi = 0.0, 255.0
+        elif vmin >= 0 and vmax <= 65535 and mode == "I":
+            lo, hi = 0.0, 65535.0
+        else:
+            lo, hi = vmin, vmax if vmax > vmin else vmin + 1.0
+    v = np.nan_to_num(v, nan=lo, posinf=hi, neginf=lo)
+    return np.clip(np.rint((v - lo) * (255.0 / (hi - lo))), 0, 255).astype(np.uint8)
+
+
+def _cmyk_to_rgb(im: Image.Image) -> Image.Image:
+    profile = im.info.get("icc_profile")
+    if profile:
+        from PIL import ImageCms
+
+        try:
+            src = ImageCms.ImageCmsProfile(io.BytesIO(profile))
+            return ImageCms.profileToProfile(im, src, ImageCms.createProfile("sRGB"), outputMode="RGB")
+        except (ImageCms.PyCMSError, OSError, ValueError):
+            pass  # a broken profile: fall back to PIL's formula
+    return im.convert("RGB")
+
+
+def _to_rgb(im: Image.Image) -> tuple[np.ndarray, bool]:
+    """(H, W, 3) uint8 of an opened image of any mode, and whether values were scaled."""
+    mode = im.mode
+    if mode == "RGB":
+        return np.asarray(im), False
+    if mode.startswith("I") or mode == "F":
+        gray = _scale_to_uint8(np.asarray(im), mode)
+        return np.repeat(gray[..., None], 3, axis=2), True
+    if mode == "CMYK":
+        return np.asarray(_cmyk_to_rgb(im)), False
+    if mode in _ALPHA_MODES:
+        im = im.convert(_ALPHA_MODES[mode])
+    return np.asarray(im.convert("RGB")), False
+
+
+def decode_image(data: bytes, max_pixels: int | None = None) -> DecodedImage:
+    """Decode image bytes to (H, W, 3) uint8 RGB (see the module docstring), applying an EXIF orientation
+    if present (as OpenCV readers do). ``max_pixels`` defaults to :func:`max_image_pixels`."""
+    limit = max_image_pixels() if max_pixels is None else int(max_pixels)
+    if not isinstance(data, bytes | bytearray | memoryview) or len(data) == 0:
+        raise ImageDecodeError("no image bytes (the image field is empty)")
     try:
-        with Image.open(io.BytesIO(data)) as im:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            im = Image.open(io.BytesIO(data))
+        with im:
+            w, h = im.size
+            if w * h > limit:
+                raise ImageDecodeError(
+                    f"image is {w}x{h} = {w * h / 1e6:.1f} M pixels, over the limit of {limit / 1e6:.1f} M "
+                    f"(a decompression bomb?); set ${MAX_PIXELS_ENV} higher to allow it"
+                )
             im.load()
             mode = im.mode
             transposed = int(im.getexif().get(EXIF_ORIENTATION, 1) or 1) != 1
             if transposed:
                 im = ImageOps.exif_transpose(im)
-            rgb = im if im.mode == "RGB" else im.convert("RGB")
-            return DecodedImage(array=np.asarray(rgb), mode=mode, transposed=transposed)
+            array, scaled = _to_rgb(im)
+            return DecodedImage(array=array, mode=mode, transposed=transposed, scaled=scaled)
+    except ImageDecodeError:
+        raise
+    except Image.DecompressionBombError as e:
+        raise ImageDecodeError(f"image refused as a decompression bomb: {e}") from None
     except Exception as e:  # PIL raises many exception types for bad data
-        raise ImageDecodeError(f"cannot decode image: {e}") from e
+        raise ImageDecodeError(
+            f"cannot decode image: {str(e).splitlines()[0] if str(e) else type(e).__name__}"
+        ) from e
 
 
 def original_image_bytes(data: bytes, compress_level: int = 6) -> tuple[bytes, DecodedImage]:

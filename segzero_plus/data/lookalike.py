@@ -11,23 +11,65 @@ split per difficulty.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
-from collections.abc import Sequence
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from segzero_plus.data import io as dio
 from segzero_plus.data.images import encode_png, model_size, resize_image
+from segzero_plus.data.inputs import first_line, open_parquet, read_table
+from segzero_plus.data.outputs import file_digest
 from segzero_plus.data.schema import EVAL_SCHEMA, TRAINING_SCHEMA, eval_row
 from segzero_plus.data.training import TrainingOptions, geometry_row, rows_geometry
 from segzero_plus.masks import encode_rle
 
 LOOKALIKE_SOURCE = "lookalike"
+SCENE_COLUMNS: tuple[str, ...] = ("id", "image", "expression", "shape", "colour", "mask", "distractor_masks")
+
+
+@dataclass(frozen=True)
+class UnreadableScene:
+    """A row of a scenes file that does not make a scene: its id and why (it is skipped and reported)."""
+
+    scene_id: str
+    reason: str
 
 
 def scene_row_id(scene_id: str, split: str) -> str:
     return f"{LOOKALIKE_SOURCE}_{split}_{scene_id}"
+
+
+def read_scenes_inputs(paths: Sequence[str | Path]) -> tuple[list[Any], dict[str, str]]:
+    """Scenes of ``make-scenes`` parquet files (a row that does not decode becomes an
+    :class:`UnreadableScene`) and the files' digests for the resume fingerprint. A file that is not a
+    scenes parquet is a UserError."""
+    from segzero_plus.scenes import scene_from_row
+
+    scenes: list[Any] = []
+    inputs: dict[str, str] = {}
+    for i, path in enumerate(paths):
+        pf = open_parquet(path, "scenes file", SCENE_COLUMNS)
+        for pos, row in enumerate(read_table(pf, path).to_pylist()):
+            try:
+                scenes.append(scene_from_row(row))
+            except Exception as exc:  # a corrupt image or mask of one row: PIL/pycocotools raise many types
+                scenes.append(UnreadableScene(str(row.get("id") or f"{path}#{pos}"), first_line(exc)))
+        inputs[f"scenes[{i}]"] = file_digest(path)
+    return scenes, inputs
+
+
+def scenes_digest(scenes: Sequence[Any]) -> str:
+    """Digest of in-memory scenes (ids, pixels, masks): the resume fingerprint of scenes not read from files."""
+    h = hashlib.sha256()
+    for s in scenes:
+        h.update(str(s.scene_id).encode())
+        if not isinstance(s, UnreadableScene):
+            for arr in (s.image, s.target_mask, *s.distractor_masks):
+                h.update(arr.tobytes())
+    return h.hexdigest()[:16]
 
 
 def scene_data_source(base: str, difficulty: str) -> str:
@@ -41,6 +83,9 @@ def _training_chunk(
     out = dio.ChunkOutput(rows=[])
     for index, scene in items:
         rid = scene_row_id(scene.scene_id, split)
+        if isinstance(scene, UnreadableScene):
+            out.skip([rid], f"unreadable scene row: {scene.reason}", "skipped_bad_row")
+            continue
         model_hw = model_size((scene.height, scene.width), options.resize)
         geom = rows_geometry(out, [rid], scene.target_mask, scene.distractor_masks, model_hw)
         if geom is None:
@@ -50,7 +95,7 @@ def _training_chunk(
         out.rows.append(
             geometry_row(
                 geom,
-                dataclasses.replace(options, data_source=source),
+                replace(options, data_source=source),
                 row_id=rid,
                 index=index,
                 query=scene.expression,
@@ -82,9 +127,14 @@ def write_scenes_training(
     workers: int = 1,
     chunk_size: int = 64,
     shard_rows: int | None = None,
+    inputs: Mapping[str, str] | None = None,
+    overwrite: bool = False,
     progress: bool = False,
 ) -> dio.ConversionResult:
-    """Write the training parquet of ``scenes`` (resumable, atomic); see :func:`scenes_to_training_rows`."""
+    """Write the training parquet of ``scenes`` (resumable, atomic); see :func:`scenes_to_training_rows`.
+
+    ``inputs``: digests of the files the scenes came from (:func:`read_scenes_inputs`); by default the
+    scenes' own content is hashed."""
     options = options or TrainingOptions(data_source=LOOKALIKE_SOURCE)
     work = list(enumerate(scenes))
     return dio.convert_to_parquet(
@@ -93,7 +143,9 @@ def write_scenes_training(
         out,
         TRAINING_SCHEMA,
         chunk_size=chunk_size,
-        params={"kind": "scenes_training", "split": split, "options": options.__dict__},
+        params={"kind": "scenes_training", "split": split, **options.__dict__},
+        inputs=inputs or {"scenes": scenes_digest(scenes)},
+        overwrite=overwrite,
         work_ids=[s.scene_id for s in scenes],
         workers=workers,
         shard_rows=shard_rows,
@@ -104,22 +156,27 @@ def write_scenes_training(
 
 
 def _eval_chunk(scenes: Sequence[Any], *, split: str, data_source: str, png_level: int) -> dio.ChunkOutput:
-    rows = [
-        eval_row(
-            id=scene_row_id(s.scene_id, split),
-            data_source=scene_data_source(data_source, s.difficulty),
-            split=split,
-            image=encode_png(s.image, png_level),
-            query=s.expression,
-            mask=encode_rle(s.target_mask),
-            ignore=None,
-            image_id=s.scene_id,
-            height=s.height,
-            width=s.width,
+    out = dio.ChunkOutput(rows=[])
+    for s in scenes:
+        rid = scene_row_id(s.scene_id, split)
+        if isinstance(s, UnreadableScene):
+            out.skip([rid], f"unreadable scene row: {s.reason}", "skipped_bad_row")
+            continue
+        out.rows.append(
+            eval_row(
+                id=rid,
+                data_source=scene_data_source(data_source, s.difficulty),
+                split=split,
+                image=encode_png(s.image, png_level),
+                query=s.expression,
+                mask=encode_rle(s.target_mask),
+                ignore=None,
+                image_id=s.scene_id,
+                height=s.height,
+                width=s.width,
+            )
         )
-        for s in scenes
-    ]
-    return dio.ChunkOutput(rows=rows)
+    return out
 
 
 def scenes_to_eval_rows(
@@ -138,9 +195,12 @@ def write_scenes_eval(
     data_source: str = LOOKALIKE_SOURCE,
     png_level: int = 1,
     chunk_size: int = 64,
+    inputs: Mapping[str, str] | None = None,
+    overwrite: bool = False,
     progress: bool = False,
 ) -> dio.ConversionResult:
-    """Write the evaluation parquet of ``scenes`` (resumable, atomic)."""
+    """Write the evaluation parquet of ``scenes`` (resumable, atomic); ``inputs`` as for
+    :func:`write_scenes_training`."""
     return dio.convert_to_parquet(
         list(scenes),
         functools.partial(_eval_chunk, split=split, data_source=data_source, png_level=png_level),
@@ -148,6 +208,8 @@ def write_scenes_eval(
         EVAL_SCHEMA,
         chunk_size=chunk_size,
         params={"kind": "scenes_eval", "split": split, "data_source": data_source, "png": png_level},
+        inputs=inputs or {"scenes": scenes_digest(scenes)},
+        overwrite=overwrite,
         work_ids=[s.scene_id for s in scenes],
         desc="scenes -> eval rows",
         progress=progress,

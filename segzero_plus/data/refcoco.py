@@ -7,6 +7,7 @@ All masks here are in the ORIGINAL image frame, ``bool`` (H, W).
 
 from __future__ import annotations
 
+import io
 import json
 import pickle
 from collections import defaultdict
@@ -16,6 +17,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from segzero_plus.errors import UserError
 from segzero_plus.masks import decode_rle, polygons_to_mask
 
 DATASETS: dict[str, str] = {"refcoco": "unc", "refcoco+": "unc", "refcocog": "umd"}
@@ -38,13 +40,45 @@ class ReferExpression:
     sentence: str
 
 
+class UnsafePickleError(UserError):
+    """A refs pickle that asks to import a Python object (which could run code): refused unread."""
+
+
+class _RefsUnpickler(pickle.Unpickler):
+    """Unpickler of the released refer files: they hold only lists, dicts, strings, numbers, booleans
+    and None, which pickle builds without importing anything, so every import request (``find_class``:
+    the route of os.system, eval and any class with a ``__reduce__``) and every persistent id is refused
+    before anything runs."""
+
+    def __init__(self, data: bytes, path: Path, encoding: str) -> None:
+        super().__init__(io.BytesIO(data), encoding=encoding)
+        self.path = path
+
+    def _refuse(self, what: str) -> UnsafePickleError:
+        return UnsafePickleError(
+            f"{self.path} asks for {what}: refer refs files hold only lists, dicts, strings and numbers, "
+            "so it was refused unread (it could run code); re-download refs(...).p from the refer release"
+        )
+
+    def find_class(self, module: str, name: str) -> Any:
+        raise self._refuse(f"the Python object {module}.{name}")
+
+    def persistent_load(self, pid: Any) -> Any:
+        raise self._refuse("a persistent object")
+
+
 def load_refs_pickle(path: str | Path) -> list[dict[str, Any]]:
-    """Read a ``refs(...).p`` pickle (written by Python 2 in the released files)."""
-    data = Path(path).read_bytes()
+    """Read a ``refs(...).p`` pickle (written by Python 2 in the released files) without running code: see
+    :class:`_RefsUnpickler`. Python 2 byte strings are decoded as ASCII, else as latin-1."""
+    path = Path(path)
+    data = path.read_bytes()
     try:
-        return pickle.loads(data)
-    except (UnicodeDecodeError, ValueError):
-        return pickle.loads(data, encoding="latin1")
+        refs = _RefsUnpickler(data, path, "ASCII").load()
+    except UnicodeDecodeError:
+        refs = _RefsUnpickler(data, path, "latin1").load()
+    if not isinstance(refs, list):
+        raise UserError(f"{path} holds a {type(refs).__name__}, not the list of refs of the refer layout")
+    return refs
 
 
 def segmentation_mask(segmentation: Any, height: int, width: int) -> np.ndarray:
@@ -69,21 +103,30 @@ class ReferDataset:
         refs_path = folder / f"refs({split_by}).p"
         inst_path = folder / "instances.json"
         for p in (refs_path, inst_path):
-            if not p.exists():
-                raise FileNotFoundError(
-                    f"{p} not found (expected the refer layout: instances.json + refs(...).p)"
-                )
+            if not p.is_file():
+                raise UserError(f"{p} not found (expected the refer layout: instances.json + refs(...).p)")
         self.dataset = dataset
         self.split_by = split_by
         self.folder = folder
-        self.refs: list[dict[str, Any]] = load_refs_pickle(refs_path)
-        instances = json.loads(inst_path.read_text())
-        self.images: dict[int, dict[str, Any]] = {int(im["id"]): im for im in instances["images"]}
-        self.anns: dict[int, dict[str, Any]] = {int(a["id"]): a for a in instances["annotations"]}
-        self.categories: dict[int, str] = {int(c["id"]): c["name"] for c in instances.get("categories", [])}
-        self._anns_by_image: dict[int, list[int]] = defaultdict(list)
-        for a in instances["annotations"]:
-            self._anns_by_image[int(a["image_id"])].append(int(a["id"]))
+        self.refs_path, self.instances_path = refs_path, inst_path
+        try:
+            self.refs: list[dict[str, Any]] = load_refs_pickle(refs_path)
+            instances = json.loads(inst_path.read_text())
+            self.images: dict[int, dict[str, Any]] = {int(im["id"]): im for im in instances["images"]}
+            self.anns: dict[int, dict[str, Any]] = {int(a["id"]): a for a in instances["annotations"]}
+            self.categories: dict[int, str] = {
+                int(c["id"]): c["name"] for c in instances.get("categories", [])
+            }
+            self._anns_by_image: dict[int, list[int]] = defaultdict(list)
+            for a in instances["annotations"]:
+                self._anns_by_image[int(a["image_id"])].append(int(a["id"]))
+        except UserError:
+            raise
+        except Exception as exc:  # a truncated or foreign file: pickle/json raise many types
+            raise UserError(
+                f"cannot read the refer annotations in {folder} ({type(exc).__name__}: {exc}); "
+                "re-download refs(...).p and instances.json"
+            ) from None
 
     @property
     def slug(self) -> str:

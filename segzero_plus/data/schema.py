@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
+from segzero_plus.errors import UserError
+
 if TYPE_CHECKING:  # pragma: no cover
     from segzero_plus.rewards import GroundTruth
 
@@ -50,7 +52,7 @@ _SOLUTION_RE = re.compile(
 )
 
 
-class SchemaError(ValueError):
+class SchemaError(UserError, ValueError):
     """A row or ground-truth JSON that does not follow the schema."""
 
 

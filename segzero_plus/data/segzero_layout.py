@@ -15,6 +15,7 @@ LISA's ignore polygons as foreground; prefer ``prepare-eval reasonseg`` from LIS
 from __future__ import annotations
 
 import functools
+import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -27,28 +28,58 @@ import pyarrow.parquet as pq
 
 from segzero_plus.data import io as dio
 from segzero_plus.data.images import ImageDecodeError, original_image_bytes, resize_mask
+from segzero_plus.data.inputs import existing_file, first_line, open_parquet, read_table, require_columns
+from segzero_plus.data.outputs import file_digest
 from segzero_plus.data.schema import EVAL_SCHEMA, TRAINING_SCHEMA, SchemaError, eval_row, parse_solution
-from segzero_plus.data.training import TrainingOptions, parse_size, select_subset, training_row
+from segzero_plus.data.training import (
+    TrainingOptions,
+    distractor_masks,
+    parse_size,
+    select_subset,
+    training_row,
+)
+from segzero_plus.data.validation import segmentation_problem
+from segzero_plus.errors import UserError
 from segzero_plus.masks import encode_rle
 
 JOIN_MIN_IOU = 0.5
 
 
 # ------------------------------------------------------------------ reading local HF files
+TRAINING_COLUMNS: tuple[str, ...] = ("id", "problem", "solution", "image", "img_height", "img_width")
+EVAL_COLUMNS: tuple[str, ...] = ("image", "text", "mask")
+
+
 def _open_table(path: str | Path) -> pa.Table | pq.ParquetFile:
-    path = Path(path)
+    path = existing_file(path, "Seg-Zero data file")
     if path.suffix == ".parquet":
-        return pq.ParquetFile(path)
-    source = pa.memory_map(str(path))
+        return open_parquet(path, "Seg-Zero data file")
     try:
-        return pa.ipc.open_stream(source).read_all()
-    except pa.ArrowInvalid:
-        return pa.ipc.open_file(pa.memory_map(str(path))).read_all()
+        try:
+            return pa.ipc.open_stream(pa.memory_map(str(path))).read_all()
+        except pa.ArrowInvalid:
+            return pa.ipc.open_file(pa.memory_map(str(path))).read_all()
+    except (pa.ArrowException, OSError) as exc:
+        raise UserError(
+            f"Seg-Zero data file {path} is neither parquet nor arrow ({first_line(exc)}); give the "
+            "dataset's .parquet or .arrow files"
+        ) from None
+
+
+def _stamp(path: str | Path) -> tuple[str, int, int]:
+    """Cache key of a file: path, size and modification time (a regenerated file is read afresh)."""
+    st = os.stat(path)
+    return str(path), st.st_size, st.st_mtime_ns
 
 
 @functools.lru_cache(maxsize=8)
+def _cached_table_at(stamp: tuple[str, int, int]) -> pa.Table | pq.ParquetFile:
+    return _open_table(stamp[0])
+
+
 def _cached_table(path: str) -> pa.Table | pq.ParquetFile:
-    return _open_table(path)
+    existing_file(path, "Seg-Zero data file")
+    return _cached_table_at(_stamp(path))
 
 
 def count_rows(path: str | Path) -> int:
@@ -57,21 +88,28 @@ def count_rows(path: str | Path) -> int:
 
 
 def read_columns(path: str | Path, columns: Sequence[str]) -> list[dict[str, Any]]:
-    """All rows of some (light) columns of a parquet/arrow file."""
+    """All rows of some (light) columns of a parquet/arrow file; UserError when a column is missing."""
     t = _cached_table(str(path))
-    table = t.read(columns=list(columns)) if isinstance(t, pq.ParquetFile) else t.select(list(columns))
+    schema = t.schema_arrow if isinstance(t, pq.ParquetFile) else t.schema
+    require_columns(schema, columns, path, "Seg-Zero data file")
+    table = read_table(t, path, columns) if isinstance(t, pq.ParquetFile) else t.select(list(columns))
     return table.to_pylist()
 
 
-_GROUP_CACHE: dict[tuple[str, int], pa.Table] = {}
+_GROUP_CACHE: dict[tuple[tuple[str, int, int], int], pa.Table] = {}
 
 
 def _row_group(path: str, pf: pq.ParquetFile, g: int) -> pa.Table:
-    key = (path, g)
+    key = (_stamp(path), g)
     if key not in _GROUP_CACHE:
         if len(_GROUP_CACHE) >= 2:  # consecutive chunks usually share a row group: keep the last two
             _GROUP_CACHE.pop(next(iter(_GROUP_CACHE)))
-        _GROUP_CACHE[key] = pf.read_row_group(g)
+        try:
+            _GROUP_CACHE[key] = pf.read_row_group(g)
+        except (pa.ArrowException, OSError) as exc:
+            raise UserError(
+                f"Seg-Zero data file {path} is corrupt ({first_line(exc)}); re-download it"
+            ) from None
     return _GROUP_CACHE[key]
 
 
@@ -88,6 +126,14 @@ def read_slice(path: str | Path, start: int, stop: int) -> pa.Table:
             pieces.append(_row_group(str(path), t, g).slice(lo - offset, hi - lo))
         offset += n
     return pa.concat_tables(pieces) if pieces else t.schema_arrow.empty_table()
+
+
+def _check_columns(path: str | Path, columns: Sequence[str]) -> None:
+    """UserError unless the file at ``path`` has ``columns``."""
+    t = _cached_table(str(path))
+    require_columns(
+        t.schema_arrow if isinstance(t, pq.ParquetFile) else t.schema, columns, path, "Seg-Zero file"
+    )
 
 
 def _image_bytes(value: Any) -> bytes | None:
@@ -194,31 +240,39 @@ def _training_chunk(items: Sequence[RowRef], *, options: TrainingOptions) -> dio
     out = dio.ChunkOutput(rows=[])
     for item, raw in zip(items, _read_rows(items), strict=True):
         rid = str(raw.get("id") or f"segzero_{item.index}")
-        data = _image_bytes(raw.get("image"))
         try:
+            data = _image_bytes(raw.get("image"))
             if data is None:
                 raise ImageDecodeError("no image bytes")
             stored, decoded = original_image_bytes(data)
             bbox, points = parse_solution(raw["solution"])
-        except (ImageDecodeError, SchemaError, KeyError, TypeError) as e:
+            orig_hw = (int(raw["img_height"]), int(raw["img_width"]))
+            if min(orig_hw) < 1:
+                raise ValueError(f"img_height/img_width {orig_hw} must be >= 1")
+            if not str(raw.get("problem") or "").strip():
+                raise ValueError("empty query (problem)")
+        except (ImageDecodeError, SchemaError, KeyError, TypeError, ValueError, AttributeError, OSError) as e:
             out.skip([rid], str(e), "skipped_bad_row")
             continue
         for k in decoded.notes():
             out.note(k)
         model_hw = decoded.array.shape[:2]
-        orig_hw = (int(raw["img_height"]), int(raw["img_width"]))
         mask_rle, distractors, ids = None, [], {}
-        if item.join is not None:
+        join = item.join
+        if join is not None and segmentation_problem(join["segmentation"], *orig_hw) is not None:
+            out.note("join_bad_annotation")  # the row stays, without a mask (counted as unavailable)
+            join = None
+        if join is not None:
             h, w = orig_hw
-            target = segmentation_mask(item.join["segmentation"], h, w)
+            target = segmentation_mask(join["segmentation"], h, w)
             mask_model = resize_mask(target, model_hw)
             if mask_model.any():
                 mask_rle = encode_rle(mask_model)
-                for seg in item.join["distractors"]:
-                    dm = resize_mask(segmentation_mask(seg, h, w), model_hw)
+                for dm_orig in distractor_masks(out, join["distractors"], h, w):
+                    dm = resize_mask(dm_orig, model_hw)
                     if dm.any():
                         distractors.append(encode_rle(dm))
-                ids = {k: item.join[k] for k in ("image_id", "ann_id", "ref_id", "sent_id")}
+                ids = {k: join[k] for k in ("image_id", "ann_id", "ref_id", "sent_id")}
                 out.note("mask_joined")
         if mask_rle is None:
             out.note("mask_unavailable")
@@ -244,6 +298,14 @@ def _training_chunk(items: Sequence[RowRef], *, options: TrainingOptions) -> dio
     return out
 
 
+def _input_digests(inputs: Sequence[str | Path], refer: Any = None) -> dict[str, str]:
+    """Resume-fingerprint inputs: the bytes of each input file (and of the refer annotations joined)."""
+    digests = {f"inputs[{i}]": file_digest(p) for i, p in enumerate(inputs)}
+    if refer is not None:
+        digests.update(refs=file_digest(refer.refs_path), instances=file_digest(refer.instances_path))
+    return digests
+
+
 def import_segzero_training(
     inputs: Sequence[str | Path],
     out: str | Path,
@@ -259,6 +321,7 @@ def import_segzero_training(
     chunk_size: int = 64,
     shard_rows: int | None = None,
     published_hw: tuple[int, int] = (840, 840),
+    overwrite: bool = False,
     progress: bool = True,
 ) -> dio.ConversionResult:
     """Convert Seg-Zero's ``refCOCOg_*_840`` rows to our training parquet, joining masks when
@@ -268,6 +331,7 @@ def import_segzero_training(
     refs: list[RowRef] = []
     meta: list[dict[str, Any]] = []
     for path in inputs:
+        _check_columns(path, TRAINING_COLUMNS)
         for r, m in enumerate(read_columns(path, ["id", "problem", "solution", "img_height", "img_width"])):
             refs.append(RowRef(path=str(path), row=r, index=0))
             meta.append(m)
@@ -299,12 +363,11 @@ def import_segzero_training(
         work.append(RowRef(path=refs[i].path, row=refs[i].row, index=pos, join=join))
     params = {
         "kind": "segzero_training",
-        "inputs": [str(p) for p in inputs],
-        "refer": str(refer_root),
+        "refer": refer_root is not None,
         "dataset": dataset,
         "size": parse_size(size),
         "seed": seed,
-        "options": options.__dict__,
+        **options.__dict__,
     }
     return dio.convert_to_parquet(
         work,
@@ -313,6 +376,8 @@ def import_segzero_training(
         TRAINING_SCHEMA,
         chunk_size=chunk_size,
         params=params,
+        inputs=_input_digests(inputs, refer),
+        overwrite=overwrite,
         work_ids=[f"{w.path}:{w.row}:{w.join is not None}" for w in work],
         workers=workers,
         shard_rows=shard_rows,
@@ -348,7 +413,11 @@ def _eval_chunk(items: Sequence[RowRef], *, data_source: str, split: str) -> dio
             stored, decoded = original_image_bytes(data)
             hw = decoded.array.shape[:2]
             mask = _mask_from_nested(raw["mask"], hw)
-        except (ImageDecodeError, ValueError, KeyError, TypeError) as e:
+            if not mask.any():
+                raise ValueError("empty ground-truth mask")
+            if not str(raw.get("text") or "").strip():
+                raise ValueError("empty query (text)")
+        except (ImageDecodeError, ValueError, KeyError, TypeError, OSError) as e:
             out.skip([rid], str(e), "skipped_bad_row")
             continue
         for k in decoded.notes():
@@ -379,12 +448,14 @@ def import_segzero_eval(
     split: str,
     chunk_size: int = 64,
     workers: int = 1,
+    overwrite: bool = False,
     progress: bool = True,
 ) -> dio.ConversionResult:
     """Convert a Seg-Zero evaluation set (e.g. ``refcocog_test``) to our evaluation parquet (no ignore
     regions: their ReasonSeg masks already merged them into the foreground)."""
     work = []
     for path in inputs:
+        _check_columns(path, EVAL_COLUMNS)
         for r in range(count_rows(path)):
             work.append(RowRef(path=str(path), row=r, index=len(work)))
     return dio.convert_to_parquet(
@@ -393,12 +464,9 @@ def import_segzero_eval(
         out,
         EVAL_SCHEMA,
         chunk_size=chunk_size,
-        params={
-            "kind": "segzero_eval",
-            "inputs": [str(p) for p in inputs],
-            "data_source": data_source,
-            "split": split,
-        },
+        params={"kind": "segzero_eval", "data_source": data_source, "split": split},
+        inputs=_input_digests(inputs),
+        overwrite=overwrite,
         work_ids=[f"{w.path}:{w.row}" for w in work],
         workers=workers,
         desc=f"Seg-Zero {data_source} -> eval rows",

@@ -19,9 +19,13 @@ from typing import Any, Literal
 
 import numpy as np
 
+from segzero_plus import arguments
 from segzero_plus.data import io as dio
 from segzero_plus.data.images import encode_png, model_size, read_annotated_image, resize_image, resize_mask
+from segzero_plus.data.outputs import file_digest, stat_digest
 from segzero_plus.data.schema import TRAINING_SCHEMA, dumps_ground_truth, make_ground_truth
+from segzero_plus.data.validation import segmentation_problem
+from segzero_plus.errors import UserError
 from segzero_plus.masks import encode_rle
 
 ABILITY = "segmentation"
@@ -67,9 +71,9 @@ def parse_size(size: str | int | None) -> int | None:
         return SIZE_NAMES[key]
     if key.endswith("k") and key[:-1].isdigit():
         return int(key[:-1]) * 1000
-    if key.isdigit():
+    if key.isdigit() and int(key) > 0:
         return int(key)
-    raise ValueError(f"size must be 2k, 9k, full or a number of rows, got {size!r}")
+    raise UserError(f"size must be 2k, 9k, full or a number of rows >= 1, got {size!r}")
 
 
 def select_subset(n_total: int, size: int | None, seed: int) -> list[int]:
@@ -320,12 +324,64 @@ def plan_refer_jobs(
     return jobs
 
 
+def decode_annotation(segmentation: Any, height: int, width: int) -> tuple[np.ndarray | None, str | None]:
+    """(ORIGINAL-frame mask, None) of a COCO ``segmentation``, or (None, why it is unusable): see
+    :func:`~segzero_plus.data.validation.segmentation_problem`; an empty mask is unusable too."""
+    from segzero_plus.data.refcoco import segmentation_mask
+
+    problem = segmentation_problem(segmentation, height, width)
+    if problem is None:
+        try:
+            mask = segmentation_mask(segmentation, height, width)
+        except (ValueError, TypeError, KeyError) as exc:
+            return None, f"segmentation does not decode: {exc}"
+        if mask.any():
+            return mask, None
+        problem = "empty ground-truth mask"
+    return None, problem
+
+
+def annotation_mask(
+    out: dio.ChunkOutput, ids: Sequence[str], segmentation: Any, height: int, width: int
+) -> np.ndarray | None:
+    """The target mask of :func:`decode_annotation`, or None after skipping the rows ``ids`` (note
+    ``skipped_bad_annotation``) with the reason."""
+    mask, problem = decode_annotation(segmentation, height, width)
+    if mask is None:
+        out.skip(ids, f"bad annotation: {problem}", "skipped_bad_annotation")
+    return mask
+
+
+def distractor_masks(
+    out: dio.ChunkOutput, segmentations: Sequence[Any], height: int, width: int
+) -> list[np.ndarray]:
+    """Masks of the usable distractor ``segmentations``; unusable ones are left out and counted (note
+    ``distractor_bad_annotation``) instead of costing the target row."""
+    from segzero_plus.data.refcoco import segmentation_mask
+
+    masks = []
+    for seg in segmentations:
+        if segmentation_problem(seg, height, width) is None:
+            masks.append(segmentation_mask(seg, height, width))
+        else:
+            out.note("distractor_bad_annotation")
+    return masks
+
+
+def refer_inputs(refer: Any, image_paths: Sequence[str]) -> dict[str, str]:
+    """Resume-fingerprint inputs of a refer-layout conversion: the annotation files' bytes and the
+    names, sizes and modification times of the images it reads."""
+    return {
+        "refs": file_digest(refer.refs_path),
+        "instances.json": file_digest(refer.instances_path),
+        "images": stat_digest(image_paths),
+    }
+
+
 def convert_image_jobs(
     jobs: Sequence[ImageJob], *, options: TrainingOptions, slug: str, split_by: str
 ) -> dio.ChunkOutput:
     """Training rows of a chunk of image jobs (top-level so worker processes can run it)."""
-    from segzero_plus.data.refcoco import segmentation_mask
-
     out = dio.ChunkOutput(rows=[])
     for job in jobs:
         ids = [
@@ -341,13 +397,18 @@ def convert_image_jobs(
         model_hw = model_size(orig_hw, options.resize)
         png = encode_png(resize_image(decoded.array, model_hw), options.png_compress_level)
         for t in job.targets:
-            target = segmentation_mask(t.segmentation, job.height, job.width)
-            distractors = [segmentation_mask(s, job.height, job.width) for s in t.distractor_segmentations]
             target_ids = [row_id(slug, split_by, job.split, t.ref_id, s.sent_id) for s in t.sentences]
+            target = annotation_mask(out, target_ids, t.segmentation, job.height, job.width)
+            if target is None:
+                continue
+            distractors = distractor_masks(out, t.distractor_segmentations, job.height, job.width)
             geom = rows_geometry(out, target_ids, target, distractors, model_hw)
             if geom is None:
                 continue
             for rid, s in zip(target_ids, t.sentences, strict=True):
+                if not s.text.strip():
+                    out.skip([rid], "empty query", "skipped_empty_query")
+                    continue
                 out.rows.append(
                     geometry_row(
                         geom,
@@ -383,6 +444,7 @@ def prepare_refer_training(
     workers: int = 1,
     chunk_size: int = 32,
     shard_rows: int | None = None,
+    overwrite: bool = False,
     progress: bool = True,
 ) -> dio.ConversionResult:
     """RefCOCOg (umd) training parquet from the refer layout and COCO train2014 images.
@@ -395,16 +457,18 @@ def prepare_refer_training(
         seed: subset seed; the output is a deterministic function of inputs and parameters.
         per: one row per sentence (default) or one seeded sentence per ref.
         chunk_size: images per resumable chunk.
+        overwrite: replace an existing output (once the new one is complete) / discard other partial work.
     """
     from segzero_plus.data.refcoco import DATASETS, ReferDataset
 
     options = options or TrainingOptions(data_source=dataset.replace("+", "plus"))
     split_by = split_by or DATASETS.get(dataset, "umd")
     refer = ReferDataset(refer_root, dataset, split_by)
+    image_folder(images_dir)
     n_rows = parse_size(size)
     jobs = plan_refer_jobs(refer, images_dir, split=split, size=n_rows, seed=seed, per=per)
     if not jobs:
-        raise ValueError(f"no refs in split {split!r} of {refer.folder} (splits: {refer.splits})")
+        raise UserError(f"no refs in split {split!r} of {refer.folder} (splits: {refer.splits})")
     convert = functools.partial(convert_image_jobs, options=options, slug=refer.slug, split_by=split_by)
     params = {
         "kind": "refer_training",
@@ -414,7 +478,7 @@ def prepare_refer_training(
         "size": n_rows,
         "seed": seed,
         "per": per,
-        "options": options.__dict__,
+        **options.__dict__,
     }
     return dio.convert_to_parquet(
         jobs,
@@ -423,6 +487,8 @@ def prepare_refer_training(
         TRAINING_SCHEMA,
         chunk_size=chunk_size,
         params=params,
+        inputs=refer_inputs(refer, [j.image_path for j in jobs]),
+        overwrite=overwrite,
         work_ids=[str(j.image_id) for j in jobs],
         workers=workers,
         shard_rows=shard_rows,
@@ -430,6 +496,14 @@ def prepare_refer_training(
         desc=f"{refer.slug} {split} -> training rows",
         progress=progress,
     )
+
+
+def image_folder(path: str | Path) -> Path:
+    """``path`` if it is a folder (of COCO images); UserError otherwise."""
+    p = Path(path)
+    if not p.is_dir():
+        raise UserError(f"image folder not found: {p}; give the COCO train2014 folder with --images")
+    return p
 
 
 # ------------------------------------------------------------------ CLI: segzero-plus prepare-train
@@ -454,12 +528,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--split", default="train")
     p.add_argument("--size", default="full", help="2k, 9k, full or a number of rows (seeded subset)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=arguments.non_negative_int, default=0)
     p.add_argument("--per", choices=["sentence", "ref"], default="sentence")
-    p.add_argument("--template", default="original", help="prompt template: original or negative_point")
+    p.add_argument(
+        "--template",
+        type=arguments.template_name,
+        default="original",
+        help="prompt template: original or negative_point",
+    )
     p.add_argument(
         "--image-size",
-        type=int,
+        type=arguments.positive_int,
         nargs=2,
         metavar=("H", "W"),
         default=list(DEFAULT_MODEL_SIZE),
@@ -468,47 +547,57 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--smart-resize", action="store_true", help="use Qwen2.5-VL smart_resize instead of a squash"
     )
-    p.add_argument("--png-level", type=int, default=1, help="PNG compression level 0-9 (default 1)")
-    p.add_argument("--workers", type=int, default=1)
-    p.add_argument("--chunk-size", type=int, default=32, help="images per resumable chunk")
-    p.add_argument("--shard-rows", type=int, default=None, help="split the output into shards of N rows")
-    p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--png-level", type=arguments.png_level, default=1, help="PNG compression level 0-9")
+    p.add_argument("--workers", type=arguments.positive_int, default=1)
+    p.add_argument("--chunk-size", type=arguments.positive_int, default=32, help="images per resumable chunk")
+    p.add_argument(
+        "--shard-rows",
+        type=arguments.positive_int,
+        default=None,
+        help="split the output into shards of N rows",
+    )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an existing output (only once the new one is complete) and discard other partial work",
+    )
     p.add_argument("--processor", default=None, help="model/processor folder for the prompt-length check")
     p.add_argument(
-        "--max-prompt-length", type=int, default=1300, help="data.max_prompt_length (default 1300)"
+        "--max-prompt-length",
+        type=arguments.positive_int,
+        default=1300,
+        help="data.max_prompt_length (default 1300)",
     )
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_cli)
 
 
-def _cli(args: argparse.Namespace) -> int:
-    from segzero_plus.data.validation import report_conversion
-
-    out = Path(args.out)
-    existing = [out] if out.exists() else sorted(out.parent.glob(f"{out.stem}-*-of-*{out.suffix}"))
-    if existing and not args.overwrite:
-        print(f"{existing[0]} exists; pass --overwrite to rebuild it")
-        return 2
-    for old in existing:  # stale shards of an earlier run must not mix with the new ones
-        old.unlink()
-    resize: Resize = "smart" if args.smart_resize else (int(args.image_size[0]), int(args.image_size[1]))
-    progress = not args.no_progress
-    common = {
+def _common(args: argparse.Namespace) -> dict[str, Any]:
+    return {
         "workers": args.workers,
         "chunk_size": args.chunk_size,
         "shard_rows": args.shard_rows,
-        "progress": progress,
+        "overwrite": args.overwrite,
+        "progress": not args.no_progress,
     }
+
+
+def _options(args: argparse.Namespace, data_source: str, resize: Resize) -> TrainingOptions:
+    return TrainingOptions(
+        template=args.template, resize=resize, png_compress_level=args.png_level, data_source=data_source
+    )
+
+
+def _cli(args: argparse.Namespace) -> int:
+    from segzero_plus.data.validation import processor_folder, report_conversion
+
+    out = Path(args.out)
+    processor = processor_folder(args.processor)
+    parse_size(args.size)
+    resize: Resize = "smart" if args.smart_resize else (int(args.image_size[0]), int(args.image_size[1]))
     if args.source == "refcocog":
         if not (args.refer_root and args.images):
-            print("source refcocog needs --refer-root and --images")
-            return 2
-        options = TrainingOptions(
-            template=args.template,
-            resize=resize,
-            png_compress_level=args.png_level,
-            data_source=args.dataset.replace("+", "plus"),
-        )
+            raise UserError("source refcocog needs --refer-root (refer layout) and --images (COCO train2014)")
         result = prepare_refer_training(
             args.refer_root,
             args.images,
@@ -519,41 +608,35 @@ def _cli(args: argparse.Namespace) -> int:
             size=args.size,
             seed=args.seed,
             per=args.per,
-            options=options,
-            **common,
+            options=_options(args, args.dataset.replace("+", "plus"), resize),
+            **_common(args),
         )
     elif args.source == "segzero":
         from segzero_plus.data.segzero_layout import import_segzero_training
 
         if not args.input:
-            print("source segzero needs --input FILE...")
-            return 2
-        options = TrainingOptions(
-            template=args.template, resize=None, png_compress_level=args.png_level, data_source="refcocog"
-        )
+            raise UserError("source segzero needs --input FILE... (Seg-Zero's refCOCOg_*_840 parquet)")
         result = import_segzero_training(
             args.input,
             out,
             refer_root=args.refer_root,
             dataset=args.dataset,
             split_by=args.split_by,
-            options=options,
+            options=_options(args, "refcocog", None),
             size=args.size,
             seed=args.seed,
-            **common,
+            **_common(args),
         )
     else:
-        from segzero_plus.data.lookalike import write_scenes_training
-        from segzero_plus.scenes import read_scenes_parquet
+        from segzero_plus.data.lookalike import read_scenes_inputs, write_scenes_training
 
         if not args.input:
-            print("source scenes needs --input SCENES.parquet (see `segzero-plus make-scenes`)")
-            return 2
-        scenes = [s for path in args.input for s in read_scenes_parquet(path)]
-        options = TrainingOptions(
-            template=args.template, resize=resize, png_compress_level=args.png_level, data_source="lookalike"
+            raise UserError("source scenes needs --input SCENES.parquet (see `segzero-plus make-scenes`)")
+        scenes, inputs = read_scenes_inputs(args.input)
+        options = _options(args, "lookalike", resize)
+        result = write_scenes_training(
+            scenes, out, options=options, split=args.split, inputs=inputs, **_common(args)
         )
-        result = write_scenes_training(scenes, out, options=options, split=args.split, **common)
     return report_conversion(
-        result, processor=args.processor, max_prompt_length=args.max_prompt_length, progress=progress
+        result, processor=processor, max_prompt_length=args.max_prompt_length, progress=not args.no_progress
     )

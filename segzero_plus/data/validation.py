@@ -1,11 +1,18 @@
-"""Checks for any of our parquet files (training rows or evaluation rows) and ``segzero-plus validate-data``.
+"""Checks for any of our parquet files (training rows or evaluation rows) and ``segzero-plus validate-data``,
+plus the annotation checks every conversion applies to its input rows.
 
-Per row: the image decodes to RGB (grayscale/RGBA/palette images are noted, and converted by
-``--skip-bad``), the mask is non-empty and has the image's size, the box lies inside the image, both
-points lie inside the mask, the prompt holds exactly one ``<image>`` (matching one image), and, with a
-processor, the prompt fits ``max_prompt_length`` tokens counted as verl counts them (chat template plus
-image tokens). Problems are counted per kind with the first bad row ids; ``--skip-bad`` writes the rows
-without problems to a clean file plus a JSON report.
+Per row: the image decodes (grayscale/RGBA/palette/CMYK/16-bit images are noted, and converted to 8-bit
+RGB by ``--skip-bad``), the mask is non-empty and has the image's size, box and point coordinates are
+finite and non-negative, the box lies inside the image, both points lie inside the mask, the query is not
+empty, the prompt holds exactly one ``<image>`` (matching one image), and, with a processor, the prompt
+fits ``max_prompt_length`` tokens counted as verl counts them (chat template plus image tokens).
+Problems are counted per kind with the first bad row ids; ``--skip-bad`` writes the rows without
+problems to a clean file plus a JSON report.
+
+Conversions reject an input row, by id and reason, when :func:`segmentation_problem` or
+:func:`polygon_problem` finds its target annotation unusable (non-finite or negative coordinates,
+polygons of fewer than 3 points, an RLE of another size than the image), when its mask is empty or its
+query is empty; such rows are counted and listed, never converted.
 """
 
 from __future__ import annotations
@@ -24,8 +31,18 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
+from segzero_plus.arguments import positive_int
 from segzero_plus.data.images import ImageDecodeError, decode_image, encode_png
-from segzero_plus.data.schema import MASK_REWARD_TERMS, SchemaError, loads_ground_truth, row_kind
+from segzero_plus.data.inputs import open_parquet, require_columns
+from segzero_plus.data.schema import (
+    EVAL_SCHEMA,
+    MASK_REWARD_TERMS,
+    TRAINING_SCHEMA,
+    SchemaError,
+    loads_ground_truth,
+    row_kind,
+)
+from segzero_plus.errors import UserError
 from segzero_plus.masks import decode_rle
 
 IMAGE_PLACEHOLDER = "<image>"
@@ -39,6 +56,7 @@ PROBLEMS: dict[str, str] = {
     "prompt_image_placeholders": "the prompt must hold exactly one <image>",
     "prompt_too_long": "prompt tokens (text + image) exceed max_prompt_length",
     "ground_truth_invalid": "reward_model.ground_truth is not valid ground-truth JSON",
+    "coordinates_invalid": "a box or point coordinate is not a finite, non-negative number",
     "size_mismatch": "the recorded height/width differ from the image's size",
     "mask_size_mismatch": "the mask's size differs from the image's size",
     "ignore_size_mismatch": "the ignore mask's size differs from the image's size",
@@ -48,6 +66,64 @@ PROBLEMS: dict[str, str] = {
     "query_empty": "the query text is empty",
 }
 """Problem code -> meaning; rows with any problem are dropped by ``--skip-bad``."""
+
+KIND_COLUMNS: dict[str, tuple[str, ...]] = {
+    "training": ("prompt", "images", "reward_model", "extra_info"),
+    "eval": ("id", "image", "query", "mask", "ignore", "height", "width"),
+}
+"""Columns each kind of file must have, of the types of :data:`KIND_SCHEMAS`."""
+KIND_SCHEMAS = {"training": TRAINING_SCHEMA, "eval": EVAL_SCHEMA}
+
+POLYGON_TOLERANCE_PX = 1.0
+"""Polygon vertices may lie up to this far left of/above the image (annotation tools put border points at
+small negative values, which the rasterisers round onto the first pixel); further out is invalid."""
+
+
+def coordinates_problem(values: Iterable[Any], what: str) -> str | None:
+    """Why the numbers ``values`` are unusable pixel coordinates (non-numeric, non-finite, negative), or None."""
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, int | float) or not np.isfinite(v):
+            return f"{what} has a non-finite or non-numeric coordinate {v!r}"
+        if v < 0:
+            return f"{what} has a negative coordinate {v!r}"
+    return None
+
+
+def polygon_problem(points: Any, what: str = "polygon") -> str | None:
+    """Why a polygon (flat ``[x0, y0, ...]`` or ``[[x, y], ...]``) is unusable, or None.
+
+    Unusable: not numbers, non-finite values, fewer than 3 vertices, or a vertex more than
+    :data:`POLYGON_TOLERANCE_PX` left of or above the image."""
+    try:
+        flat = np.asarray(points, dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError):
+        return f"{what} is not a list of numbers"
+    if flat.size % 2 or not np.isfinite(flat).all():
+        return f"{what} has non-finite or unpaired coordinates"
+    if flat.size < 6:
+        return f"{what} has {flat.size // 2} point(s); a polygon needs at least 3"
+    if flat.min() < -POLYGON_TOLERANCE_PX:
+        return f"{what} has a negative coordinate {flat.min():g}"
+    return None
+
+
+def segmentation_problem(segmentation: Any, height: int, width: int) -> str | None:
+    """Why a COCO ``segmentation`` (polygon list or RLE) cannot be the target mask of an image of
+    ``height`` x ``width``, or None."""
+    if isinstance(segmentation, list):
+        if not segmentation:
+            return "segmentation has no polygon"
+        for i, poly in enumerate(segmentation):
+            problem = polygon_problem(poly, f"polygon {i}")
+            if problem:
+                return problem
+        return None
+    if isinstance(segmentation, dict):
+        size = segmentation.get("size")
+        if not (isinstance(size, list | tuple) and list(size) == [height, width]):
+            return f"RLE size {size} differs from the image size {[height, width]}"
+        return None
+    return f"segmentation of type {type(segmentation).__name__} is neither polygons nor an RLE"
 
 
 @dataclass
@@ -192,7 +268,13 @@ def _check_training_row(row, report, rid, checker: PromptLengthChecker | None) -
     except (SchemaError, TypeError, KeyError, ValueError):
         report.add("ground_truth_invalid", rid)
         gt = None
+    query = (row.get("extra_info") or {}).get("query")
+    if query is not None and not str(query).strip():
+        report.add("query_empty", rid)
     if image is None or gt is None:
+        return
+    if coordinates_problem([*gt["bbox"], *(v for p in gt["points"] for v in p)], "ground truth"):
+        report.add("coordinates_invalid", rid)
         return
     h, w = image.shape[:2]
     if (gt["height"], gt["width"]) != (h, w):
@@ -200,16 +282,17 @@ def _check_training_row(row, report, rid, checker: PromptLengthChecker | None) -
     x1, y1, x2, y2 = gt["bbox"]
     if not (0 <= x1 <= x2 < w and 0 <= y1 <= y2 < h):
         report.add("box_outside_image", rid)
+    points = [(int(x), int(y)) for x, y in gt["points"]]
     if gt["mask"] is None:
         report.notes["mask_unavailable"] += 1
-        if any(not (0 <= x < w and 0 <= y < h) for x, y in gt["points"]):
+        if any(not (0 <= x < w and 0 <= y < h) for x, y in points):
             report.add("points_outside_mask", rid)
     else:
         mask = _check_rle_mask(gt["mask"], (h, w), "mask_size_mismatch", report, rid)
         if mask is not None:
             if not mask.any():
                 report.add("mask_empty", rid)
-            elif any(not (0 <= x < w and 0 <= y < h) or not mask[y, x] for x, y in gt["points"]):
+            elif any(not (0 <= x < w and 0 <= y < h) or not mask[y, x] for x, y in points):
                 report.add("points_outside_mask", rid)
     for rle in gt["distractor_masks"]:
         if _check_rle_mask(rle, (h, w), "mask_size_mismatch", report, rid) is None:
@@ -283,23 +366,23 @@ def validate_file(
 ) -> ValidationReport:
     """Validate one parquet file of training or evaluation rows (kind detected from its columns).
 
-    ``processor`` (a processor or its folder) with ``max_prompt_length`` enables the prompt-length check."""
-    pf = pq.ParquetFile(path)
+    ``processor`` (a processor or its folder) with ``max_prompt_length`` enables the prompt-length check.
+    A file that is not parquet, or is neither kind, or has kind columns of other types, is a UserError."""
+    from segzero_plus.data.io import iter_rows
+
+    pf = open_parquet(path, "data file")
     kind = row_kind(pf.schema_arrow.names)
     if kind == "unknown":
-        raise ValueError(
-            f"{path}: neither a training nor an evaluation file (columns {pf.schema_arrow.names})"
+        raise UserError(
+            f"{path} is neither a training nor an evaluation file (columns {pf.schema_arrow.names}); give a "
+            "file written by prepare-train, prepare-eval or mine-confused"
         )
+    require_columns(pf.schema_arrow, KIND_COLUMNS[kind], path, "data file", KIND_SCHEMAS[kind])
     checker = None
     if processor is not None and kind == "training":
         checker = PromptLengthChecker(processor, max_prompt_length or 1024)
-
-    def rows():
-        for batch in pf.iter_batches(batch_size=batch_rows):
-            yield from batch.to_pylist()
-
     return validate_rows(
-        rows(),
+        iter_rows(path, batch_rows=batch_rows),
         kind,
         path=str(path),
         checker=checker,
@@ -324,37 +407,51 @@ def _rgb_row(row: dict[str, Any], kind: str) -> dict[str, Any]:
     return row
 
 
-def write_clean(path: str | Path, out: str | Path, report: ValidationReport, batch_rows: int = 32) -> Path:
+def write_clean(
+    path: str | Path,
+    out: str | Path,
+    report: ValidationReport,
+    batch_rows: int = 32,
+    overwrite: bool = False,
+) -> Path:
     """Copy ``path`` to ``out`` without the rows the report marks bad (non-RGB images converted to RGB),
-    atomically, and write ``<out>.report.json``."""
-    from segzero_plus.data.io import atomic_write_bytes
+    and write ``<out>.report.json``. Both are written beside their final names and moved there at the
+    end; an existing ``out`` is a UserError unless ``overwrite``. One run at a time may write ``out``."""
+    from segzero_plus.data.io import atomic_write_bytes, iter_rows
+    from segzero_plus.data.outputs import output_lock, staged_path
 
     out = Path(out)
-    pf = pq.ParquetFile(path)
-    bad = set(report.bad_rows)
-    tmp = out.with_name(f".{out.name}.tmp")
-    writer = pq.ParquetWriter(tmp, pf.schema_arrow)
-    pos, kept = 0, 0
-    for batch in pf.iter_batches(batch_size=batch_rows):
-        rows = []
-        for row in batch.to_pylist():
-            if pos not in bad:
-                rows.append(_rgb_row(row, report.kind))
-            pos += 1
-        if rows:
-            writer.write_table(pa.Table.from_pylist(rows, schema=pf.schema_arrow))
-            kept += len(rows)
-    writer.close()
-    tmp.replace(out)
-    info = {**report.to_json(), "clean_file": str(out), "clean_rows": kept}
-    atomic_write_bytes(out.with_name(out.name + ".report.json"), json.dumps(info, indent=2).encode())
+    with output_lock(out):
+        if out.exists() and not overwrite:
+            raise UserError(f"{out} exists; pass --overwrite to replace it")
+        schema = open_parquet(path, "data file").schema_arrow
+        bad = set(report.bad_rows)
+        tmp = staged_path(out)
+        kept, rows = 0, []
+        try:
+            with pq.ParquetWriter(tmp, schema) as writer:
+                for pos, row in enumerate(iter_rows(path, batch_rows=batch_rows)):
+                    if pos not in bad:
+                        rows.append(_rgb_row(row, report.kind))
+                    if len(rows) == batch_rows:
+                        writer.write_table(pa.Table.from_pylist(rows, schema=schema))
+                        kept, rows = kept + len(rows), []
+                if rows:
+                    writer.write_table(pa.Table.from_pylist(rows, schema=schema))
+                    kept += len(rows)
+            tmp.replace(out)
+        finally:
+            tmp.unlink(missing_ok=True)
+        info = {**report.to_json(), "clean_file": str(out), "clean_rows": kept}
+        atomic_write_bytes(out.with_name(out.name + ".report.json"), json.dumps(info, indent=2).encode())
     return out
 
 
 def report_conversion(
     result: Any, *, processor: Any = None, max_prompt_length: int | None = None, progress: bool = True
 ) -> int:
-    """Print a conversion's summary and validate its output file(s); exit code 0 when all rows are clean."""
+    """Print a conversion's summary and validate its output file(s); exit code 0 when all rows are clean,
+    1 when a written row has a problem or no row could be converted (the skipped rows say why)."""
     print(
         f"wrote {result.rows} rows in {len(result.paths)} file(s): {', '.join(map(str, result.paths))}"
         + (f" (resumed {result.resumed_chunks}/{result.chunks} chunks)" if result.resumed_chunks else "")
@@ -368,12 +465,19 @@ def report_conversion(
             f"  {result.notes['mask_unavailable']} rows have no mask: unavailable reward terms: "
             f"{', '.join(MASK_REWARD_TERMS)}; the Seg-Zero baseline terms (format, box, points) work"
         )
-    rc = 0
+    rc = 0 if result.rows else 1
     for p in result.paths:
         rep = validate_file(p, processor=processor, max_prompt_length=max_prompt_length, progress=progress)
         print(rep.summary())
         rc = rc or (0 if rep.ok else 1)
     return rc
+
+
+def processor_folder(path: str | None) -> str | None:
+    """``--processor`` checked: None, or an existing folder (UserError otherwise)."""
+    if path is not None and not Path(path).is_dir():
+        raise UserError(f"processor folder not found: {path}; give a Hugging Face model/processor folder")
+    return path
 
 
 # ------------------------------------------------------------------ CLI: segzero-plus validate-data
@@ -386,7 +490,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--processor", default=None, help="model/processor folder: enables the prompt-length check"
     )
     p.add_argument(
-        "--max-prompt-length", type=int, default=1300, help="data.max_prompt_length (default 1300)"
+        "--max-prompt-length", type=positive_int, default=1300, help="data.max_prompt_length (default 1300)"
     )
     p.add_argument(
         "--skip-bad",
@@ -394,18 +498,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="write FILE.clean.parquet without bad rows (+ .report.json); see --out-dir",
     )
     p.add_argument("--out-dir", default=None, help="folder for clean files (default: next to the input)")
-    p.add_argument("--max-ids", type=int, default=10, help="bad row ids listed per problem")
+    p.add_argument("--max-ids", type=positive_int, default=10, help="bad row ids listed per problem")
+    p.add_argument("--overwrite", action="store_true", help="replace existing clean files")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_cli)
 
 
 def _cli(args: argparse.Namespace) -> int:
+    processor = processor_folder(args.processor)
+    for f in args.files:  # every file is checked to open before the first is validated
+        open_parquet(f, "data file")
     rc = 0
     for f in args.files:
         path = Path(f)
         report = validate_file(
             path,
-            processor=args.processor,
+            processor=processor,
             max_prompt_length=args.max_prompt_length,
             max_ids=args.max_ids,
             progress=not args.no_progress,
@@ -413,8 +521,9 @@ def _cli(args: argparse.Namespace) -> int:
         print(report.summary())
         if args.skip_bad:
             folder = Path(args.out_dir) if args.out_dir else path.parent
-            folder.mkdir(parents=True, exist_ok=True)
-            out = write_clean(path, folder / f"{path.stem}.clean{path.suffix}", report)
+            out = write_clean(
+                path, folder / f"{path.stem}.clean{path.suffix}", report, overwrite=args.overwrite
+            )
             print(
                 f"  clean file: {out} ({report.rows - len(report.bad_rows)} rows); report: {out}.report.json"
             )

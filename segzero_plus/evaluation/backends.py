@@ -7,6 +7,7 @@ default), the Qwen2.5-VL chat template with the generation prompt, greedy decodi
 
 - :class:`TransformersBackend`: ``AutoProcessor`` + ``Qwen2_5_VLForConditionalGeneration``; a batch is one
   ``generate`` call with LEFT padding (right padding changes the results of a decoder-only model).
+  Both backends load the folder without running code from it (:mod:`segzero_plus.model_folders`).
 - :class:`VllmBackend`: ``vllm.LLM(...).generate`` with ``multi_modal_data``; vLLM schedules the batch
   itself (continuous batching); tensor parallel through ``tensor_parallel_size``, data parallel through
   :mod:`segzero_plus.evaluation.sharding` (one backend per Ray actor). vLLM is imported lazily.
@@ -24,12 +25,14 @@ from typing import Any, Protocol
 import numpy as np
 
 from segzero_plus.devices import resolve_device
+from segzero_plus.errors import UserError
+from segzero_plus.model_folders import NO_REMOTE_CODE, load_pretrained_model, vllm_load_format
 from segzero_plus.prompts import get_template
 
 BACKENDS: tuple[str, ...] = ("transformers", "vllm", "replay")
 
 
-class BackendError(RuntimeError):
+class BackendError(UserError, RuntimeError):
     """A backend that cannot be built (missing package, missing or unreadable model folder)."""
 
 
@@ -161,10 +164,15 @@ class TransformersBackend(_ChatModelBackend):
         if dtype == "auto":
             dtype = "bfloat16" if self.device.startswith("cuda") else "float32"
         try:
-            self.processor = AutoProcessor.from_pretrained(path)
-            self.model = Qwen2_5_VLForConditionalGeneration.from_pretrained(path, dtype=getattr(torch, dtype))
-        except (OSError, ValueError) as exc:
-            raise BackendError(f"cannot load the model in {path}: {exc}") from exc
+            self.processor = AutoProcessor.from_pretrained(path, **NO_REMOTE_CODE)
+            self.model = load_pretrained_model(
+                Qwen2_5_VLForConditionalGeneration, path, dtype=getattr(torch, dtype)
+            )
+        except Exception as exc:  # truncated weights, a broken config: loaders raise many types
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            raise BackendError(
+                f"cannot load the model in {path} ({type(exc).__name__}: {first}); check or re-download it"
+            ) from exc
         self.model.to(self.device).eval()
         tok = self.processor.tokenizer
         tok.padding_side = "left"  # decoder-only batching: pad on the left, always
@@ -245,9 +253,11 @@ class VllmBackend(_ChatModelBackend):
             raise BackendError("the vllm backend needs the `vllm` package (GPU profile, see README)") from exc
         from transformers import AutoProcessor
 
-        self.processor = AutoProcessor.from_pretrained(path)
+        self.processor = AutoProcessor.from_pretrained(path, **NO_REMOTE_CODE)
         self.llm = vllm.LLM(
             model=str(path),
+            load_format=vllm_load_format(path),
+            **NO_REMOTE_CODE,
             tensor_parallel_size=int(tensor_parallel_size),
             gpu_memory_utilization=float(gpu_memory_utilization),
             max_model_len=int(max_model_len),
@@ -304,13 +314,17 @@ class ReplayBackend:
         import json
 
         self.responses = {}
-        for line in path.read_text().splitlines():
+        try:
+            lines = path.read_bytes().decode("utf-8", errors="replace").splitlines()
+        except OSError as exc:
+            raise BackendError(f"cannot read the responses file {path}: {exc.strerror}") from None
+        for line in lines:
             if line.strip():
                 try:
                     rec = json.loads(line)
                 except ValueError:
-                    continue  # a torn last line of a run's samples.jsonl
-                if rec.get("response") is not None:
+                    continue  # a torn or corrupt line: its sample has no response (counted unparseable)
+                if isinstance(rec, dict) and rec.get("id") is not None and rec.get("response") is not None:
                     self.responses[str(rec["id"])] = str(rec["response"])
 
     def generate(

@@ -56,9 +56,14 @@ def read_log(path: str | Path) -> dict[str, dict[int, float]]:
                 v = float(value)
             except (TypeError, ValueError):
                 continue
-            if math.isfinite(v) and not isinstance(value, bool):
+            if math.isfinite(v) and not isinstance(value, bool) and _is_step(step):
                 series[key][int(step)] = v
     return dict(series)
+
+
+def _is_step(step: object) -> bool:
+    """A usable step number (a corrupt line may carry anything)."""
+    return isinstance(step, int) and not isinstance(step, bool) or (isinstance(step, str) and step.isdigit())
 
 
 def plot_curves(

@@ -8,10 +8,14 @@ positive points (label 1) + negative points (label 0). SAM's mask comes out at t
 
 Per image there is ONE encode (the scorer's embedding cache, keyed by dataset and image id); the
 prompt sets of a batch (the answer, the answer without its negatives, the ground-truth prompts) are
-decoded together in batched decoder calls.
+decoded together in batched decoder calls, all under one SAM protocol (``multimask_best`` by default,
+Seg-Zero's evaluation: the best-scored of SAM's three masks; see :mod:`segzero_plus.sam.protocol`).
 
-Nothing is dropped: an undecodable image, an unparseable answer, a generation or SAM error, or an empty
-mask becomes a record with a ``failure`` reason, ``I = 0`` and ``U = |gt \\ ignore|``.
+Nothing is dropped and one bad row never stops a batch: an undecodable image, a row whose ground truth
+cannot be scored (a missing or undecodable mask, an empty mask or query, masks of another size than
+the image: ``invalid_row``), an unparseable answer, a generation or SAM error, or an empty mask becomes
+a record with a ``failure`` reason and detail, ``I = 0`` and ``U = |gt \\ ignore|`` (0 when the mask
+itself is unusable).
 """
 
 from __future__ import annotations
@@ -34,8 +38,16 @@ from segzero_plus.geometry import (
     scale_points,
 )
 from segzero_plus.masks import decode_rle, encode_rle
-from segzero_plus.metrics import FAIL_GENERATION, FAIL_IMAGE, FAIL_SAM, FAIL_UNPARSEABLE, score_sample
+from segzero_plus.metrics import (
+    FAIL_GENERATION,
+    FAIL_IMAGE,
+    FAIL_INVALID_ROW,
+    FAIL_SAM,
+    FAIL_UNPARSEABLE,
+    score_sample,
+)
 from segzero_plus.parsing import Answer, parse_answer
+from segzero_plus.sam.protocol import PUBLISHED_PROTOCOL, check_protocol
 
 Frame = tuple[int, int]
 
@@ -65,6 +77,8 @@ class Sample:
     gt: np.ndarray
     ignore: np.ndarray | None
     error: str | None = None
+    failure: str = FAIL_IMAGE
+    """The failure reason recorded when ``error`` is set."""
 
     @property
     def id(self) -> str:
@@ -76,18 +90,36 @@ class Sample:
         image_id = self.row.get("image_id")
         if image_id:
             return f"{self.row.get('data_source', '')}/{image_id}"
-        return "sha1/" + hashlib.sha1(self.row["image"] or b"").hexdigest()
+        return "sha1/" + hashlib.sha1(self.row.get("image") or b"").hexdigest()
+
+
+def _masks(row: dict[str, Any]) -> tuple[np.ndarray, np.ndarray | None, str | None]:
+    """(gt, ignore, why the row cannot be scored or None); an unusable gt becomes an empty (1, 1) mask."""
+    try:
+        gt = decode_rle(row["mask"])
+        ignore = decode_rle(row["ignore"]) if row.get("ignore") else None
+    except (KeyError, TypeError, ValueError) as exc:
+        return np.zeros((1, 1), dtype=bool), None, f"ground-truth mask missing or undecodable ({exc})"
+    if ignore is not None and ignore.shape != gt.shape:
+        return gt, None, f"ignore mask {ignore.shape} and mask {gt.shape} differ in size"
+    if not (gt & ~ignore if ignore is not None else gt).any():
+        return gt, ignore, "empty ground-truth mask"
+    if not str(row.get("query") or "").strip():
+        return gt, ignore, "empty query"
+    return gt, ignore, None
 
 
 def decode_sample(row: dict[str, Any]) -> Sample:
-    """Decode one eval row; an undecodable image or a mask of another size gives ``error`` set."""
+    """Decode one eval row. A row that cannot be scored (``invalid_row``), an undecodable image or one of
+    another size than the mask (``image_error``) gives ``error`` set instead of raising."""
     from segzero_plus.data.images import ImageDecodeError, decode_image
 
-    gt = decode_rle(row["mask"])
-    ignore = decode_rle(row["ignore"]) if row.get("ignore") else None
+    gt, ignore, problem = _masks(row)
+    if problem is not None:
+        return Sample(row, None, gt, ignore, problem, FAIL_INVALID_ROW)
     try:
-        image = decode_image(row["image"]).array
-    except (ImageDecodeError, TypeError) as exc:
+        image = decode_image(row.get("image")).array
+    except ImageDecodeError as exc:
         return Sample(row, None, gt, ignore, f"{exc}")
     if image.shape[:2] != gt.shape:
         return Sample(row, None, gt, ignore, f"image {image.shape[:2]} and mask {gt.shape} differ in size")
@@ -156,6 +188,8 @@ class Evaluator:
         resize: MODEL frame: (height, width) squash, "smart" (Qwen's smart_resize) or None (original).
         diagnostics: also decode the answer without its negatives and the ground-truth prompts.
         store_masks: put the predicted masks (RLE) in the records (needed by the gallery).
+        sam_protocol: how SAM's one mask per prompt set is chosen
+            (:data:`segzero_plus.sam.protocol.SAM_PROTOCOLS`), for the answer and the diagnostics alike.
     """
 
     def __init__(
@@ -165,12 +199,14 @@ class Evaluator:
         resize: tuple[int, int] | str | None = (840, 840),
         diagnostics: bool = True,
         store_masks: bool = True,
+        sam_protocol: str = PUBLISHED_PROTOCOL,
     ) -> None:
         self.backend = backend
         self.scorer = scorer
         self.resize = resize
         self.diagnostics = diagnostics
         self.store_masks = store_masks
+        self.sam_protocol = check_protocol(sam_protocol)
 
     def _model_image(self, image: np.ndarray) -> np.ndarray:
         from segzero_plus.data.images import model_size, resize_image
@@ -273,7 +309,7 @@ class Evaluator:
                 kinds.append("gt_prompt")
             records[s.id] = rec
             if sets:
-                requests.append(ScoreRequest(image_key=s.image_key, image=s.image, prompts=sets))
+                requests.append(ScoreRequest(s.image_key, s.image, sets, protocol=self.sam_protocol))
                 owners.append((s, kinds))
         t_parse = time.perf_counter()
         timings = {"prepare": t_prep - t0, "generate": t_gen - t_prep, "parse": t_parse - t_gen}
@@ -308,7 +344,7 @@ class Evaluator:
         for s in samples:
             if s.error is not None:
                 rec = self._base_record(s)
-                rec.update(_iu(None, s, FAIL_IMAGE), failure_detail=s.error[:300])
+                rec.update(_iu(None, s, s.failure), failure_detail=s.error[:300])
                 records[s.id] = rec
         n = max(1, len(samples))
         timings = {f"{k}_s": round(v / n, 5) for k, v in batch.timings.items()}

@@ -5,9 +5,13 @@ method (one row), their splits side by side. Tables:
 
 1. the plan's headline form ``| Method | RefCOCOg | ReasonSeg |`` (+ a column per other dataset), with
    the metric each benchmark is published with: cIoU on RefCOCO/+/g (testA / test), gIoU on ReasonSeg
-   test (other datasets: gIoU on test, else val);
-2. per split: n, gIoU, cIoU, failures by reason, the test-time diagnostics (gIoU without the predicted
-   negatives and the gain from them, SAM with ground-truth prompts) and the strict-format rate.
+   test (other datasets: gIoU on test, else val), and the SAM protocol that produced the row's numbers;
+2. per split: n, gIoU, cIoU, the SAM protocol, failures by reason, the test-time diagnostics (gIoU
+   without the predicted negatives and the gain from them, SAM with ground-truth prompts) and the
+   strict-format rate.
+
+Numbers are comparable with published Seg-Zero results only under its protocol (``multimask_best``);
+a cell produced under another one is marked.
 
 Options also write an HTML gallery per run (:mod:`.gallery`) and training curves (:mod:`.curves`).
 """
@@ -17,13 +21,19 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from segzero_plus.data.io import atomic_write_bytes
+from segzero_plus.errors import UserError
 from segzero_plus.evaluation.runner import METRICS_FILE
+from segzero_plus.sam.protocol import PUBLISHED_PROTOCOL, SINGLE_MASK
+
+LEGACY_PROTOCOL = SINGLE_MASK
+"""The SAM protocol of runs whose metrics.json predates the ``sam_protocol`` setting (they decoded
+SAM's single-mask output)."""
 
 HEADLINE_FAMILIES: tuple[str, ...] = ("RefCOCOg", "ReasonSeg")
 """Columns the headline table always has (the plan's form), even when no run covers them."""
@@ -63,6 +73,7 @@ class SplitResult:
     metrics: dict[str, Any]
     complete: bool
     run_dir: str
+    sam_protocol: str = PUBLISHED_PROTOCOL
 
     @property
     def family(self) -> str:
@@ -80,7 +91,7 @@ def find_runs(paths: Sequence[str | Path]) -> list[Path]:
             {m.parent for depth in ("*", "*/*", "*/*/*") for m in p.glob(f"{depth}/{METRICS_FILE}")}
         )
         if not found:
-            raise FileNotFoundError(f"no {METRICS_FILE} in {p} or below (is it an `evaluate` run directory?)")
+            raise UserError(f"no {METRICS_FILE} in {p} or below (is it an `evaluate` run directory?)")
         runs.extend(found)
     return runs
 
@@ -89,12 +100,19 @@ def load_results(run_dirs: Sequence[Path]) -> list[SplitResult]:
     """Per-split results of every run (later runs replace earlier ones for the same method and split)."""
     table: dict[tuple[str, str, str], SplitResult] = {}
     for run in run_dirs:
-        m = json.loads((run / METRICS_FILE).read_text())
-        name = m.get("name") or run.name
-        for key, sm in m["by_split"].items():
-            ds, _, split = key.rpartition("/")
+        try:
+            m = json.loads((run / METRICS_FILE).read_text())
+            name = m.get("name") or run.name
+            protocol = (m.get("config") or {}).get("sam_protocol") or LEGACY_PROTOCOL
+            splits = [(key.rpartition("/"), dict(sm)) for key, sm in m["by_split"].items()]
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise UserError(
+                f"{run / METRICS_FILE} is unreadable or not an evaluate metrics file ({type(exc).__name__}: "
+                f"{exc}); rerun `segzero-plus evaluate` with the same options to rewrite it"
+            ) from None
+        for (ds, _, split), sm in splits:
             table[(name, ds, split)] = SplitResult(
-                name, ds, split, sm, bool(m.get("complete", True)), str(run)
+                name, ds, split, sm, bool(m.get("complete", True)), str(run), protocol
             )
     return list(table.values())
 
@@ -119,7 +137,8 @@ def _pick(rs: list[SplitResult]) -> SplitResult:
 
 
 def headline_table(results: Sequence[SplitResult]) -> str:
-    """The plan's ``| Method | RefCOCOg | ReasonSeg |`` table (+ other datasets), best value in bold."""
+    """The plan's ``| Method | RefCOCOg | ReasonSeg |`` table (+ other datasets and the SAM protocol of the
+    row's numbers), best value in bold; a cell not produced under the published protocol is marked †."""
     methods = list(dict.fromkeys(r.method for r in results))
     families = list(HEADLINE_FAMILIES) + sorted({r.family for r in results} - set(HEADLINE_FAMILIES))
     header, cells, best = ["Method"], {}, {}
@@ -135,38 +154,46 @@ def headline_table(results: Sequence[SplitResult]) -> str:
             if rs:
                 r = _pick(rs)
                 v = r.metrics[metric]
-                cells[(method, fam)] = (v, r.complete, r.metrics["n"], r.metrics["failures"])
+                cells[(method, fam)] = (v, r.complete, r.sam_protocol)
                 if not math.isnan(v):
                     best[fam] = max(best.get(fam, -1.0), v)
+    header.append("SAM protocol")
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    notes = False
+    notes: set[str] = set()
     for method in methods:
-        row = [method]
+        row, protocols = [method], set()
         for fam in families:
             c = cells.get((method, fam))
             if c is None:
                 row.append("—")
                 continue
-            v, complete, _, _ = c
+            v, complete, protocol = c
+            protocols.add(protocol)
             text = _pct(v)
             if not complete:
                 text += "*"
-                notes = True
+                notes.add("\n\\* incomplete run: not every sample of the split has been evaluated yet.")
+            if protocol != PUBLISHED_PROTOCOL:
+                text += "†"
+                notes.add(
+                    f"\n† SAM protocol other than Seg-Zero's ({PUBLISHED_PROTOCOL}): not comparable with "
+                    "published numbers."
+                )
             if v == best.get(fam) and len(methods) > 1:
                 text = f"**{text}**"
             row.append(text)
+        row.append(", ".join(sorted(protocols)) or "—")
         lines.append("| " + " | ".join(row) + " |")
-    if notes:
-        lines.append("\n\\* incomplete run: not every sample of the split has been evaluated yet.")
+    lines.extend(sorted(notes))
     return "\n".join(lines)
 
 
 def split_table(results: Sequence[SplitResult]) -> str:
     """Per-split details with failures by reason and the test-time diagnostics (percent)."""
     lines = [
-        "| Method | Dataset / split | n | gIoU | cIoU | failures (by reason) | gIoU w/o negatives | "
-        "IoU gain from negatives (samples) | GT-prompt gIoU | strict format |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| Method | Dataset / split | SAM protocol | n | gIoU | cIoU | failures (by reason) | "
+        "gIoU w/o negatives | IoU gain from negatives (samples) | GT-prompt gIoU | strict format |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in sorted(results, key=lambda r: (r.family, r.data_source, r.split, r.method)):
         m = r.metrics
@@ -187,7 +214,7 @@ def split_table(results: Sequence[SplitResult]) -> str:
         gtp = m.get("gt_prompt") or {}
         n = f"{m['n']}" + ("" if r.complete else "*")
         lines.append(
-            f"| {r.method} | {r.data_source} / {r.split} | {n} | {_pct(m['gIoU'], 2)} | {_pct(m['cIoU'], 2)} | {fails} | "
+            f"| {r.method} | {r.data_source} / {r.split} | {r.sam_protocol} | {n} | {_pct(m['gIoU'], 2)} | {_pct(m['cIoU'], 2)} | {fails} | "
             f"{_pct(noneg.get('gIoU'), 2)} | {gain} | {_pct(gtp.get('gIoU'), 2)} | {_pct(m.get('strict_format_rate'), 1)}% |"
         )
     return "\n".join(lines)
@@ -197,7 +224,7 @@ def render_report(run_dirs: Sequence[str | Path], title: str = "Seg-Zero++ resul
     """The full markdown report of the given runs (see module docstring)."""
     results = load_results(find_runs(run_dirs))
     if not results:
-        raise ValueError("the runs hold no samples")
+        raise UserError("the runs hold no samples; evaluate them first")
     return (
         f"# {title}\n\n"
         "IoUs in percent. Failed samples (unparseable answer, empty mask, SAM error, ...) count as IoU 0 with "
@@ -206,11 +233,16 @@ def render_report(run_dirs: Sequence[str | Path], title: str = "Seg-Zero++ resul
         "Diagnostics: *gIoU w/o negatives* re-runs SAM on the same answers without their negative points; "
         "*IoU gain* is the mean IoU change from the negatives over the samples that predicted any; "
         "*GT-prompt gIoU* prompts SAM with the ground-truth box and two inscribed-circle points (the prompt "
-        "upper bound of the mask decoder).\n"
+        "upper bound of the mask decoder). *SAM protocol*: how SAM's mask was chosen, "
+        f"{PUBLISHED_PROTOCOL} (the best-scored of its three masks, as Seg-Zero's evaluation: the protocol "
+        "of published numbers) or single_mask (SAM2's single-mask output); every number of a row, "
+        "diagnostics included, comes from that protocol.\n"
     )
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    from segzero_plus.arguments import positive_int
+
     p = subparsers.add_parser(
         "report", help="markdown results table across evaluation runs (+ gallery, curves)"
     )
@@ -220,11 +252,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default=None, help="write the markdown here (default: print it)")
     p.add_argument("--title", default="Seg-Zero++ results")
     p.add_argument("--gallery", action="store_true", help="also write <run>/gallery/index.html for each run")
-    p.add_argument("--gallery-k", type=int, default=8, help="samples per gallery section")
+    p.add_argument("--gallery-k", type=positive_int, default=8, help="samples per gallery section")
     p.add_argument(
         "--curves", nargs="*", default=None, help="training logs (verl file logger JSONL or console)"
     )
     p.add_argument("--curves-out", default="training_curves.png", help="PNG for --curves")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out / --curves-out")
     p.add_argument(
         "--curves-pattern", default=None, help="regex of the logged keys to plot (default: reward terms)"
     )
@@ -233,29 +266,33 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _cli(args: argparse.Namespace) -> int:
     if not args.runs and not args.curves:
-        print("error: give run directories and/or --curves LOG", file=sys.stderr)
-        return 2
-    try:
-        if args.runs:
-            text = render_report(args.runs, args.title)
-            if args.out:
-                Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-                Path(args.out).write_text(text)
-                print(f"wrote {args.out}")
-            else:
-                print(text)
-            if args.gallery:
-                from segzero_plus.evaluation.gallery import write_gallery
+        raise UserError("give run directories and/or --curves LOG")
+    for log in args.curves or []:
+        if not Path(log).is_file():
+            raise UserError(f"training log not found: {log}")
+    outputs = [Path(p) for p in (args.out, args.curves and args.curves_out) if p]
+    existing = [p for p in outputs if p.exists()]
+    if existing and not args.overwrite:
+        raise UserError(f"{existing[0]} exists; pass --overwrite to replace it")
+    if args.runs:
+        text = render_report(args.runs, args.title)
+        if args.out:
+            atomic_write_bytes(args.out, text.encode())
+            print(f"wrote {args.out}")
+        else:
+            print(text)
+        if args.gallery:
+            from segzero_plus.evaluation.gallery import write_gallery
 
-                for run in find_runs(args.runs):
-                    print(f"wrote {write_gallery(run, k=args.gallery_k)}")
-        if args.curves:
-            from segzero_plus.evaluation.curves import plot_curves
+            for run in find_runs(args.runs):
+                print(f"wrote {write_gallery(run, k=args.gallery_k)}")
+    if args.curves:
+        from segzero_plus.evaluation.curves import plot_curves
 
-            kwargs = {"pattern": args.curves_pattern} if args.curves_pattern else {}
+        kwargs = {"pattern": args.curves_pattern} if args.curves_pattern else {}
+        try:
             path = plot_curves(args.curves, args.curves_out, **kwargs)
-            print(f"wrote {path}")
-    except (FileNotFoundError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        except ValueError as exc:  # no numeric series matched
+            raise UserError(str(exc)) from None
+        print(f"wrote {path}")
     return 0

@@ -2,8 +2,11 @@
 
 A run directory holds:
 
-- ``run.json``: the settings that determine the results (a rerun with other settings is refused) and
-  the fixed batch size (the chunking of the evaluation order, see :mod:`.store`);
+- ``run.json``: the settings that determine the results and a fingerprint of the inputs (the data
+  files' bytes; names, sizes and modification times of the model folder's and SAM checkpoint's files;
+  the replayed responses' bytes), and the fixed batch size (the chunking of the evaluation order, see
+  :mod:`.store`). A rerun resumes only when settings and fingerprint match; otherwise it stops with one
+  line naming what changed;
 - ``samples.jsonl``: one record per sample, written chunk by chunk as the run goes (id, query,
   response, parsed prompts in the MODEL and ORIGINAL frames, I, U, IoU, failure reason, diagnostics,
   timings, predicted mask RLE);
@@ -11,7 +14,10 @@ A run directory holds:
 
 Rerunning the same command resumes: finished chunks are skipped, and the final metrics equal those of
 an uninterrupted run. With ``num_shards > 1`` chunks are spread over Ray actors (GPUs, nodes; see
-:mod:`.sharding`) and the driver merges their records into the one JSONL.
+:mod:`.sharding`) and the driver merges their records into the one JSONL. One run at a time may use a
+run directory (a lock beside it). ``overwrite`` evaluates into a staged directory beside the old run and
+swaps it in only when the new run is complete, so a failing rerun keeps the old results; a run
+directory holding files ``evaluate`` does not write is never replaced.
 """
 
 from __future__ import annotations
@@ -19,21 +25,35 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import sys
+import shutil
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from segzero_plus.data.io import atomic_write_bytes
+from segzero_plus.data.outputs import (
+    Fingerprint,
+    file_digest,
+    folder_stat_digest,
+    output_lock,
+    replace_folder,
+    staged_path,
+)
+from segzero_plus.errors import UserError
 from segzero_plus.evaluation.store import ChunkStore, chunk_ids
 from segzero_plus.evaluation.summary import format_summary, summarize_run
+from segzero_plus.sam.protocol import PUBLISHED_PROTOCOL, SAM_PROTOCOLS
 
 logger = logging.getLogger(__name__)
 
 RUN_FILE = "run.json"
 SAMPLES_FILE = "samples.jsonl"
 METRICS_FILE = "metrics.json"
+RUN_DIR_ENTRIES: frozenset[str] = frozenset({RUN_FILE, SAMPLES_FILE, METRICS_FILE, "gallery"})
+"""What a run directory may hold for ``overwrite`` to replace it (``report --gallery`` adds gallery/)."""
+EVAL_COLUMNS: tuple[str, ...] = ("id", "image", "query", "mask")
 
 RESULT_KEYS: tuple[str, ...] = (
     "backend",
@@ -42,6 +62,7 @@ RESULT_KEYS: tuple[str, ...] = (
     "sam_config",
     "sam_checkpoint",
     "sam_seed",
+    "sam_protocol",
     "resize",
     "max_new_tokens",
     "temperature",
@@ -52,7 +73,7 @@ RESULT_KEYS: tuple[str, ...] = (
 """Settings that change a run's results; a run directory refuses to resume with different values."""
 
 
-class RunError(RuntimeError):
+class RunError(UserError, RuntimeError):
     """A run that cannot start (bad paths, settings that conflict with the run directory)."""
 
 
@@ -61,7 +82,9 @@ class EvalConfig:
     """Everything an evaluation run needs. Paths are resolved to absolute paths by :meth:`resolved`.
 
     ``sam_checkpoint`` None means deterministic random SAM2 weights from ``sam_seed`` (tests, demo,
-    throughput checks only). ``resize``: "HxW" squash (training: "840x840"), "smart" or "none".
+    throughput checks only). ``sam_protocol``: how SAM's mask is chosen
+    (:data:`segzero_plus.sam.protocol.SAM_PROTOCOLS`; default Seg-Zero's, for tables compared with
+    published results). ``resize``: "HxW" squash (training: "840x840"), "smart" or "none".
     """
 
     data: list[str]
@@ -72,6 +95,7 @@ class EvalConfig:
     sam_config: str = "sam2.1_hiera_l"
     sam_checkpoint: str | None = None
     sam_seed: int = 0
+    sam_protocol: str = PUBLISHED_PROTOCOL
     resize: str = "840x840"
     max_new_tokens: int = 1024
     temperature: float = 0.0
@@ -155,6 +179,7 @@ def build_evaluator(cfg: EvalConfig, backend: Any = None) -> Any:
         resize=parse_resize(cfg.resize),
         diagnostics=cfg.diagnostics,
         store_masks=cfg.store_masks,
+        sam_protocol=cfg.sam_protocol,
     )
 
 
@@ -205,15 +230,23 @@ class LocalPool:
 
 # ----------------------------------------------------------------------------------------- data
 def read_ids(paths: Sequence[str]) -> list[str]:
-    """Ids of the eval parquet files, in file order."""
-    import pyarrow.parquet as pq
+    """Ids of the eval parquet files, in file order; a file that is not an evaluation parquet is a
+    UserError naming it."""
+    from segzero_plus.data.inputs import open_parquet, read_table, require_columns
+    from segzero_plus.data.schema import EVAL_SCHEMA
 
     ids: list[str] = []
     for p in paths:
-        ids.extend(str(v) for v in pq.read_table(p, columns=["id"]).column("id").to_pylist())
+        pf = open_parquet(p, "data file")
+        if "prompt" in pf.schema_arrow.names:
+            raise RunError(f"data file {p} is a training parquet; evaluate needs one written by prepare-eval")
+        require_columns(pf.schema_arrow, EVAL_COLUMNS, p, "data file", EVAL_SCHEMA)
+        ids.extend(str(v) for v in read_table(pf, p, ["id"]).column("id").to_pylist())
     dupes = len(ids) - len(set(ids))
     if dupes:
         raise RunError(f"the data files hold {dupes} duplicate ids; ids must be unique across files")
+    if not ids:
+        raise RunError(f"the data files {list(paths)} hold no samples")
     return ids
 
 
@@ -235,33 +268,80 @@ def iter_chunks(
 
 
 # ----------------------------------------------------------------------------------------- run
-def _prepare_run_dir(cfg: EvalConfig, overwrite: bool) -> int:
-    """Create/check ``run.json``; returns the chunk size to use (the stored one on resume)."""
+def run_fingerprint(cfg: EvalConfig) -> Fingerprint:
+    """What a run's results depend on: the result settings and digests of the data, model and SAM files."""
+    inputs = {f"data[{i}]": file_digest(p) for i, p in enumerate(cfg.data)}
+    if cfg.backend == "replay":
+        inputs["responses"] = file_digest(cfg.model)
+    else:
+        inputs["model"] = folder_stat_digest(cfg.model)
+    if cfg.sam_checkpoint is not None:
+        inputs["sam_checkpoint"] = folder_stat_digest(cfg.sam_checkpoint)
+    return Fingerprint(inputs=inputs, options=cfg.result_settings())
+
+
+def _read_run_file(run_dir: Path) -> dict[str, Any] | None:
+    try:
+        payload = json.loads((run_dir / RUN_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    return payload if isinstance(payload, dict) else None
+
+
+def _holds_run(folder: Path) -> bool:
+    return any((folder / name).exists() for name in (RUN_FILE, SAMPLES_FILE, METRICS_FILE))
+
+
+def _run_dir(cfg: EvalConfig, fp: Fingerprint, overwrite: bool) -> Path:
+    """The folder this run writes: ``cfg.out``, or with ``overwrite`` over an existing run a staged folder
+    beside it (resumed when it holds this very run, else started afresh)."""
     out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    run_file, samples = out / RUN_FILE, out / SAMPLES_FILE
-    settings = cfg.result_settings()
-    if overwrite:
-        for f in (run_file, samples, out / METRICS_FILE):
-            f.unlink(missing_ok=True)
-    if run_file.exists():
-        old = json.loads(run_file.read_text())
-        diff = {k: (old["settings"].get(k), v) for k, v in settings.items() if old["settings"].get(k) != v}
-        if diff:
-            shown = "; ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in diff.items())
-            raise RunError(
-                f"{out} was evaluated with other settings ({shown}); use another --out or --overwrite"
-            )
+    if out.exists() and not out.is_dir():
+        raise RunError(f"--out {out} is a file; give a run directory")
+    if not (overwrite and _holds_run(out)):
+        return out
+    foreign = sorted(p.name for p in out.iterdir() if p.name not in RUN_DIR_ENTRIES)
+    if foreign:
+        raise RunError(
+            f"--overwrite would replace {out}, which holds files evaluate did not write ({', '.join(foreign[:3])}); "
+            "move them or choose another --out"
+        )
+    staged = staged_path(out)
+    recorded = _read_run_file(staged) if staged.exists() else None
+    if staged.exists() and Fingerprint.from_json((recorded or {}).get("fingerprint")) != fp:
+        shutil.rmtree(staged)
+    return staged
+
+
+def _prepare_run_dir(cfg: EvalConfig, run_dir: Path, fp: Fingerprint) -> tuple[int, dict[str, Any] | None]:
+    """Check ``run.json`` in ``run_dir``: (the chunk size to use, the stored one on resume; the run.json
+    payload to write once the run starts, None on resume)."""
+    if (run_dir / RUN_FILE).exists():
+        old = _read_run_file(run_dir) or {}
+        fp.check(
+            old.get("fingerprint"),
+            run_dir,
+            "use another --out or pass --overwrite (the old results stay until the new run completes)",
+            what="results",
+        )
         if int(old["batch_size"]) != cfg.batch_size:
             logger.warning(
                 "resuming with the run's batch size %s (not %s)", old["batch_size"], cfg.batch_size
             )
-        return int(old["batch_size"])
-    payload = {"settings": settings, "batch_size": cfg.batch_size, "name": cfg.name, "config": asdict(cfg)}
-    tmp = run_file.with_suffix(".tmp")
-    tmp.write_text(json.dumps(payload, indent=2))
-    tmp.replace(run_file)
-    return cfg.batch_size
+        return int(old["batch_size"]), None
+    if _holds_run(run_dir):
+        raise RunError(
+            f"{run_dir} holds {SAMPLES_FILE} or {METRICS_FILE} but no {RUN_FILE}: not a run this version can "
+            "resume; use another --out or pass --overwrite"
+        )
+    payload = {
+        "settings": cfg.result_settings(),
+        "fingerprint": fp.to_json(),
+        "batch_size": cfg.batch_size,
+        "name": cfg.name,
+        "config": asdict(cfg),
+    }
+    return cfg.batch_size, payload
 
 
 def make_pool(cfg: EvalConfig) -> Any:
@@ -287,16 +367,55 @@ def run_evaluation(
     reuses an already built pool (benchmarks, tests).
     """
     cfg = cfg.resolved()
-    for p in cfg.data:
-        if not Path(p).is_file():
-            raise RunError(f"data file not found: {p}")
-    chunk_size = _prepare_run_dir(cfg, overwrite)
-    cfg.batch_size = chunk_size  # a resumed run keeps its batches (and sizes the SAM cache for them)
-    ids = read_ids(cfg.data)
+    _check_config(cfg)
+    with output_lock(cfg.out):
+        ids = read_ids(cfg.data)
+        fp = run_fingerprint(cfg)
+        run_dir = _run_dir(cfg, fp, overwrite)
+        chunk_size, new_run = _prepare_run_dir(cfg, run_dir, fp)
+        cfg.batch_size = chunk_size  # a resumed run keeps its batches (and sizes the SAM cache for them)
+        metrics = _evaluate(cfg, run_dir, ids, new_run, max_chunks=max_chunks, progress=progress, pool=pool)
+        if run_dir != Path(cfg.out) and metrics["complete"]:
+            replace_folder(run_dir, Path(cfg.out))
+        elif run_dir != Path(cfg.out) and progress:
+            print(f"[eval] the new run is incomplete; {cfg.out} is unchanged (rerun to finish {run_dir})")
+    return metrics
+
+
+def _check_config(cfg: EvalConfig) -> None:
+    """UserErrors for settings no run can use (the data files themselves are checked by ``read_ids``)."""
+    from segzero_plus.evaluation.pipeline import parse_resize
+    from segzero_plus.prompts import get_template
+
+    if cfg.batch_size < 1:
+        raise RunError(f"batch size must be >= 1, got {cfg.batch_size}")
+    if cfg.limit is not None and cfg.limit < 1:
+        raise RunError(f"limit must be >= 1 (or None for all samples), got {cfg.limit}")
+    get_template(cfg.template)
+    try:
+        parse_resize(cfg.resize)
+    except ValueError as exc:
+        raise RunError(str(exc)) from None
+
+
+def _evaluate(
+    cfg: EvalConfig,
+    run_dir: Path,
+    ids: list[str],
+    new_run: dict[str, Any] | None,
+    *,
+    max_chunks: int | None,
+    progress: bool,
+    pool: Any,
+) -> dict[str, Any]:
+    """The run loop in ``run_dir``: evaluate the chunks still to do, then write metrics.json. A new run's
+    ``run.json`` (``new_run``) is written only once the models are built, so a run that cannot start
+    leaves nothing behind."""
+    chunk_size = cfg.batch_size
     if cfg.limit is not None:
         ids = ids[: cfg.limit]
     chunks = chunk_ids(ids, chunk_size)
-    store = ChunkStore(Path(cfg.out) / SAMPLES_FILE, chunks)
+    store = ChunkStore(run_dir / SAMPLES_FILE, chunks, int_keys=("I", "U"))
     todo = store.todo if max_chunks is None else store.todo[:max_chunks]
     if progress:
         print(
@@ -310,6 +429,9 @@ def run_evaluation(
     if own_pool:
         pool = make_pool(cfg)
     load_s = time.perf_counter() - t_load
+    if new_run is not None:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(run_dir / RUN_FILE, json.dumps(new_run, indent=2).encode())
     t0 = time.perf_counter()
     n_new = 0
     pool_stats: dict[str, Any] = {}
@@ -331,34 +453,48 @@ def run_evaluation(
             pool.close()
     seconds = time.perf_counter() - t0
 
-    records = store.records()
+    return _write_metrics(
+        cfg, run_dir, store.records(), len(ids), n_new, seconds, load_s, pool_stats, progress
+    )
+
+
+def _write_metrics(
+    cfg: EvalConfig,
+    run_dir: Path,
+    records: list[dict[str, Any]],
+    n_expected: int,
+    n_new: int,
+    seconds: float,
+    load_s: float,
+    pool_stats: dict[str, Any],
+    progress: bool,
+) -> dict[str, Any]:
+    """metrics.json of the run's records (plus this session's throughput), printed with ``progress``."""
     metrics = summarize_run(records)
     metrics.update(
         name=cfg.name or Path(cfg.out).name,
         run_dir=cfg.out,
-        complete=len(records) == len(ids),
-        n_expected=len(ids),
+        complete=len(records) == n_expected,
+        n_expected=n_expected,
         config=cfg.result_settings(),
         throughput={
             "samples_this_session": n_new,
             "seconds": round(seconds, 3),
             "samples_per_s": (n_new / seconds) if n_new and seconds > 0 else None,
             "model_load_s": round(load_s, 3),
-            "batch_size": chunk_size,
+            "batch_size": cfg.batch_size,
             "num_shards": cfg.num_shards,
             "backend": cfg.backend,
             **pool_stats,
         },
     )
-    path = Path(cfg.out) / METRICS_FILE
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(metrics, indent=2, default=float))
-    tmp.replace(path)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(run_dir / METRICS_FILE, json.dumps(metrics, indent=2, default=float).encode())
     if progress:
         print(format_summary(metrics), flush=True)
         if n_new:
             print(
-                f"[eval] throughput: {n_new / seconds:.3f} samples/s ({cfg.backend}, batch {chunk_size}, "
+                f"[eval] throughput: {n_new / seconds:.3f} samples/s ({cfg.backend}, batch {cfg.batch_size}, "
                 f"{cfg.num_shards} shard(s))",
                 flush=True,
             )
@@ -368,6 +504,8 @@ def run_evaluation(
 # ----------------------------------------------------------------------------------------- CLI
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The evaluation options (shared by ``segzero-plus evaluate`` and evaluation_scripts/eval_segzero_plus.py)."""
+    from segzero_plus.arguments import positive_int, sam_config_name, template_name
+
     p.add_argument(
         "--data",
         nargs="+",
@@ -390,7 +528,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--responses", default=None, help="replay: JSONL of {id, response} (a run's samples.jsonl works)"
     )
     p.add_argument(
-        "--template", default="negative_point", help="prompt template name (original | negative_point)"
+        "--template",
+        type=template_name,
+        default="negative_point",
+        help="prompt template name (original | negative_point)",
     )
     p.add_argument(
         "--sam-checkpoint",
@@ -399,16 +540,26 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         required=True,
         help="SAM2 checkpoint ({'model': state_dict}); 'random' = random weights (tests/throughput only)",
     )
-    p.add_argument("--sam-config", default="sam2.1_hiera_l")
+    p.add_argument("--sam-config", type=sam_config_name, default="sam2.1_hiera_l")
+    p.add_argument(
+        "--sam-protocol",
+        choices=SAM_PROTOCOLS,
+        default=PUBLISHED_PROTOCOL,
+        help="how SAM's mask is chosen: multimask_best (default: best-scored of 3 masks, as Seg-Zero's "
+        "evaluation, for comparisons with published numbers) or single_mask (SAM2's single-mask output)",
+    )
     p.add_argument(
         "--resize", default="840x840", help="MODEL frame: HxW squash (training: 840x840), smart, none"
     )
     p.add_argument(
-        "--batch-size", type=int, default=None, help="samples per batch (default 8 transformers, 64 vllm)"
+        "--batch-size",
+        type=positive_int,
+        default=None,
+        help="samples per batch (default 8 transformers, 64 vllm)",
     )
-    p.add_argument("--max-new-tokens", type=int, default=1024)
+    p.add_argument("--max-new-tokens", type=positive_int, default=1024)
     p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default)")
-    p.add_argument("--limit", type=int, default=None, help="evaluate only the first N samples")
+    p.add_argument("--limit", type=positive_int, default=None, help="evaluate only the first N samples")
     p.add_argument("--name", default=None, help="method name shown by `segzero-plus report`")
     p.add_argument(
         "--no-diagnostics", action="store_true", help="skip the no-negatives and GT-prompt SAM runs"
@@ -418,43 +569,49 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--device", default="auto")
     p.add_argument("--dtype", default="auto")
-    p.add_argument("--num-shards", type=int, default=1, help="Ray actors (one per GPU); >1 starts/joins Ray")
+    p.add_argument(
+        "--num-shards", type=positive_int, default=1, help="Ray actors (one per GPU); >1 starts/joins Ray"
+    )
     p.add_argument(
         "--gpus-per-shard", type=float, default=None, help="default: tensor-parallel size if GPUs exist"
     )
     p.add_argument(
         "--ray-address", default=None, help="join this Ray cluster (e.g. 'auto') for multi-node runs"
     )
-    p.add_argument("--tp", dest="tensor_parallel_size", type=int, default=1, help="vLLM tensor parallel size")
+    p.add_argument(
+        "--tp", dest="tensor_parallel_size", type=positive_int, default=1, help="vLLM tensor parallel size"
+    )
     p.add_argument("--gpu-memory-utilization", type=float, default=0.7)
-    p.add_argument("--max-model-len", type=int, default=4096)
+    p.add_argument("--max-model-len", type=positive_int, default=4096)
     p.add_argument("--enforce-eager", action="store_true")
-    p.add_argument("--overwrite", action="store_true", help="discard an existing run in --out")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an existing run in --out (only once the new run is complete)",
+    )
     p.add_argument("--quiet", action="store_true")
 
 
-def _lookalike_data(spec: str, out: Path) -> str:
-    """Generate ``lookalike:N`` scenes into ``<out>/lookalike_N.parquet`` (once) and return its path."""
+def _lookalike_data(spec: str) -> str:
+    """Generate ``lookalike:N`` scenes into the cache (``<cache>/lookalike/lookalike_N.parquet``, once)
+    and return its path."""
     from segzero_plus.data.lookalike import write_scenes_eval
+    from segzero_plus.paths import cache_dir
     from segzero_plus.scenes import generate_scenes
 
-    n = int(spec.split(":", 1)[1] or 16)
-    path = out / f"lookalike_{n}.parquet"
+    count = spec.split(":", 1)[1] or "16"
+    if not count.isdigit() or int(count) < 1:
+        raise RunError(f"--data {spec!r}: lookalike:N needs a number of scenes N >= 1")
+    path = cache_dir() / "lookalike" / f"lookalike_{int(count)}.parquet"
     if not path.exists():
-        write_scenes_eval(generate_scenes(n, seed=0), path, split="val")
+        write_scenes_eval(generate_scenes(int(count), seed=0), path, split="val")
     return str(path)
 
 
 def config_from_args(args: argparse.Namespace) -> EvalConfig:
     """EvalConfig from parsed CLI arguments (resolves 'tiny', 'random' and lookalike:N)."""
     out = Path(args.out)
-    data = []
-    for d in args.data:
-        if d.startswith("lookalike:"):
-            out.mkdir(parents=True, exist_ok=True)
-            data.append(_lookalike_data(d, out))
-        else:
-            data.append(d)
+    data = [_lookalike_data(d) if d.startswith("lookalike:") else d for d in args.data]
     model = args.model
     if args.backend == "replay":
         if not args.responses or not Path(args.responses).is_file():
@@ -480,6 +637,7 @@ def config_from_args(args: argparse.Namespace) -> EvalConfig:
         template=args.template,
         sam_config=args.sam_config,
         sam_checkpoint=sam_ckpt,
+        sam_protocol=args.sam_protocol,
         resize=args.resize,
         max_new_tokens=args.max_new_tokens,
         temperature=args.temperature,
@@ -505,20 +663,7 @@ def _cli(args: argparse.Namespace) -> int:
     from segzero_plus.evaluation.backends import quiet_transformers
 
     quiet_transformers()
-    try:
-        cfg = config_from_args(args)
-        metrics = run_evaluation(cfg, overwrite=args.overwrite, progress=not args.quiet)
-    except RunError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except Exception as exc:  # model/SAM load failures: one line, no traceback wall
-        from segzero_plus.evaluation.backends import BackendError
-        from segzero_plus.sam.build import SamCheckpointError
-
-        if isinstance(exc, BackendError | SamCheckpointError):
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
-        raise
+    metrics = run_evaluation(config_from_args(args), overwrite=args.overwrite, progress=not args.quiet)
     return 0 if metrics["complete"] else 1
 
 
@@ -531,11 +676,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(
-        prog="eval_segzero_plus", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    add_arguments(ap)
-    return _cli(ap.parse_args(argv))
+    """``segzero-plus evaluate`` with ``argv`` (the console's error convention included)."""
+    import sys
+
+    from segzero_plus.cli import main as cli_main
+
+    return cli_main(["evaluate", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":

@@ -12,15 +12,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from segzero_plus.errors import UserError
+from segzero_plus.sam.protocol import PUBLISHED_PROTOCOL, SAM_PROTOCOLS
 
-class SegmentError(RuntimeError):
+
+class SegmentError(UserError, RuntimeError):
     """A problem with the inputs of ``segment`` (reported as one line)."""
 
 
@@ -37,12 +39,13 @@ class Segmentation:
 
 
 def load_image(path: str | Path) -> np.ndarray:
-    """(H, W, 3) uint8 RGB of an image file (grayscale/RGBA/palette converted); SegmentError otherwise."""
+    """(H, W, 3) uint8 RGB of an image file (any mode, see ``data.images.decode_image``); SegmentError
+    for a missing, unreadable, undecodable or oversized image."""
     from segzero_plus.data.images import ImageDecodeError, decode_image
 
     p = Path(path)
     if not p.is_file():
-        raise SegmentError(f"image not found: {p}")
+        raise SegmentError(f"image not found: {p}" + (" (it is a folder)" if p.is_dir() else ""))
     try:
         return decode_image(p.read_bytes()).array
     except (ImageDecodeError, OSError) as exc:
@@ -56,8 +59,10 @@ def segment_image(
     scorer: Any,
     resize: tuple[int, int] | str | None = (840, 840),
     response: str | None = None,
+    sam_protocol: str = PUBLISHED_PROTOCOL,
 ) -> Segmentation:
-    """Generate (unless ``response`` is given), parse, map to original pixels, run SAM2 once."""
+    """Generate (unless ``response`` is given), parse, map to original pixels, run SAM2 once (its mask
+    chosen by ``sam_protocol``, :data:`segzero_plus.sam.protocol.SAM_PROTOCOLS`)."""
     from segzero_plus.data.images import model_size, resize_image
     from segzero_plus.evaluation.pipeline import answer_prompts
     from segzero_plus.parsing import parse_answer
@@ -75,7 +80,10 @@ def segment_image(
         )
     o = prompts["original"]
     result = scorer.score(
-        stable_image_key(image), image, [PromptSet.make(o["bbox"], o["points_pos"], o["points_neg"])]
+        stable_image_key(image),
+        image,
+        [PromptSet.make(o["bbox"], o["points_pos"], o["points_neg"])],
+        protocol=sam_protocol,
     )[0]
     mask = result.mask
     return Segmentation(
@@ -83,7 +91,17 @@ def segment_image(
     )
 
 
+def _png_bytes(picture: Any) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    picture.save(buf, format="PNG")
+    return buf.getvalue()
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
+    from segzero_plus.arguments import positive_int, sam_config_name, template_name
+
     p = subparsers.add_parser(
         "segment", help="segment one image from a text query (prints reasoning, writes mask)"
     )
@@ -93,10 +111,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--model", default=None, help="Hugging Face model folder (default: the offline tiny model)"
     )
     p.add_argument("--sam", default=None, help="SAM2 checkpoint (default: random-weight hiera_t, demo only)")
-    p.add_argument("--sam-config", default=None, help="SAM2 config (default sam2.1_hiera_l with --sam)")
-    p.add_argument("--template", default="negative_point")
+    p.add_argument(
+        "--sam-config",
+        type=sam_config_name,
+        default=None,
+        help="SAM2 config (default sam2.1_hiera_l with --sam)",
+    )
+    p.add_argument(
+        "--sam-protocol",
+        choices=SAM_PROTOCOLS,
+        default=PUBLISHED_PROTOCOL,
+        help="how SAM's mask is chosen (default multimask_best, as Seg-Zero's evaluation)",
+    )
+    p.add_argument("--template", type=template_name, default="negative_point")
     p.add_argument("--resize", default="840x840", help="MODEL frame: HxW squash (training), smart, none")
-    p.add_argument("--max-new-tokens", type=int, default=1024)
+    p.add_argument("--max-new-tokens", type=positive_int, default=1024)
     p.add_argument(
         "--out", default="outputs/segment", help="folder for <stem>_mask.png and <stem>_overlay.png"
     )
@@ -105,43 +134,35 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--answer", default=None, help="use this response instead of generating one (debug SAM prompts)"
     )
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    p.add_argument("--overwrite", action="store_true", help="replace existing mask/overlay PNGs in --out")
     p.set_defaults(func=_cli)
 
 
-def _cli(args: argparse.Namespace) -> int:
-    try:
-        return _run(args)
-    except SegmentError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+def _output_paths(args: argparse.Namespace) -> tuple[Path, Path]:
+    """(mask PNG, overlay PNG) in a writable ``--out``; UserError for an empty query or existing outputs."""
+    from segzero_plus.data.outputs import writable_folder
+
+    if not args.query.strip():
+        raise SegmentError("--query is empty; give a referring expression or a question")
+    out = writable_folder(args.out)
+    stem = Path(args.image).stem
+    paths = out / f"{stem}_mask.png", out / f"{stem}_overlay.png"
+    existing = [p for p in paths if p.exists()]
+    if existing and not args.overwrite:
+        raise SegmentError(f"{existing[0]} exists; pass --overwrite to replace it or choose another --out")
+    return paths
 
 
-def _run(args: argparse.Namespace) -> int:
-    from PIL import Image
-
-    from segzero_plus.evaluation.backends import (
-        BackendError,
-        GenerationSettings,
-        make_backend,
-        quiet_transformers,
-        resolve_device,
-    )
-    from segzero_plus.evaluation.pipeline import parse_resize
-    from segzero_plus.sam.build import SamCheckpointError, build_sam2_model
+def _models(args: argparse.Namespace, notes: list[str]) -> tuple[Any, Any]:
+    """(generation backend or None with ``--answer``, SAM scorer); the tiny offline models by default."""
+    from segzero_plus.evaluation.backends import GenerationSettings, make_backend, resolve_device
+    from segzero_plus.sam.build import build_sam2_model
     from segzero_plus.sam.scorer import SamScorer
-    from segzero_plus.visualize import overlay
 
-    quiet_transformers()
-    image = load_image(args.image)
-    try:
-        resize = parse_resize(args.resize)
-    except ValueError as exc:
-        raise SegmentError(str(exc)) from None
     if args.sam is not None and not Path(args.sam).is_file():
         raise SegmentError(f"SAM2 checkpoint not found: {args.sam}")
     if args.model is not None and not Path(args.model).is_dir():
         raise SegmentError(f"model folder not found: {args.model}")
-    notes = []
     if args.sam is None:
         from segzero_plus.tiny_models import ensure_tiny_sam
 
@@ -158,31 +179,44 @@ def _run(args: argparse.Namespace) -> int:
 
             model = ensure_tiny_qwen()
             notes.append("tiny random-weight Qwen2.5-VL (pass --model DIR for a trained policy)")
-        try:
-            backend = make_backend(
-                "transformers",
-                model,
-                args.template,
-                GenerationSettings(max_new_tokens=args.max_new_tokens),
-                device=device,
-            )
-        except BackendError as exc:
-            raise SegmentError(str(exc)) from None
-    try:
-        scorer = SamScorer(build_sam2_model(sam_config, sam_ckpt, device=device), cache_size=1)
-    except (SamCheckpointError, ValueError) as exc:
-        raise SegmentError(str(exc).splitlines()[0]) from None
+        settings = GenerationSettings(max_new_tokens=args.max_new_tokens)
+        backend = make_backend("transformers", model, args.template, settings, device=device)
+    return backend, SamScorer(build_sam2_model(sam_config, sam_ckpt, device=device), cache_size=1)
 
-    seg = segment_image(image, args.query, backend, scorer, resize=resize, response=args.answer)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    stem = Path(args.image).stem
-    mask_path, overlay_path = out / f"{stem}_mask.png", out / f"{stem}_overlay.png"
-    Image.fromarray(seg.mask.astype(np.uint8) * 255).save(mask_path)
-    o = seg.prompts["original"]
-    overlay(image, None, seg.mask, o["bbox"], o["points_pos"], o["points_neg"], title=args.query).save(
-        overlay_path
+
+def _cli(args: argparse.Namespace) -> int:
+    from PIL import Image
+
+    from segzero_plus.data.io import atomic_write_bytes
+    from segzero_plus.evaluation.backends import quiet_transformers
+    from segzero_plus.evaluation.pipeline import parse_resize
+    from segzero_plus.visualize import overlay
+
+    quiet_transformers()
+    image = load_image(args.image)
+    try:
+        resize = parse_resize(args.resize)
+    except ValueError as exc:
+        raise SegmentError(str(exc)) from None
+    mask_path, overlay_path = _output_paths(args)
+    notes: list[str] = []
+    backend, scorer = _models(args, notes)
+    seg = segment_image(
+        image,
+        args.query,
+        backend,
+        scorer,
+        resize=resize,
+        response=args.answer,
+        sam_protocol=args.sam_protocol,
     )
+    o = seg.prompts["original"]
+    mask_png = Image.fromarray(seg.mask.astype(np.uint8) * 255)
+    overlay_png = overlay(
+        image, None, seg.mask, o["bbox"], o["points_pos"], o["points_neg"], title=args.query
+    )
+    for path, picture in ((mask_path, mask_png), (overlay_path, overlay_png)):
+        atomic_write_bytes(path, _png_bytes(picture))
 
     if args.json:
         print(

@@ -4,7 +4,9 @@ The evaluation order is fixed: the ids of the data files in file order, cut into
 ``chunk_size`` (chunk ``k`` = ids ``[k * chunk_size, (k + 1) * chunk_size)``). A chunk's records are
 appended with ONE ``write`` + ``flush`` + ``fsync``, each record carrying its ``chunk`` index. On load:
 
-- a torn last line (a kill -9 during the write) is cut off the file;
+- a torn last line (a kill -9 during the write: no trailing newline) is cut off the file;
+- a corrupt record elsewhere (not JSON, not an object) costs that record only: it is skipped with a
+  warning, every valid record before and after it is kept, and only its chunk is recomputed;
 - a chunk counts as done only when ALL its expected ids are present (the newest record per id wins),
   so a chunk that was half-written is recomputed whole. Batches are therefore always composed of the
   same samples, which makes a resumed run's records identical to an uninterrupted run's even for
@@ -33,36 +35,43 @@ def chunk_ids(ids: Sequence[str], chunk_size: int) -> list[list[str]]:
 
 
 def read_jsonl(path: str | Path, repair: bool = True) -> list[dict[str, Any]]:
-    """Records of a JSONL file. With ``repair``, a torn or corrupt tail is truncated away (with a warning):
-    everything from the first line that is not a complete JSON object onwards."""
+    """Records (JSON objects) of a JSONL file; see the module docstring for torn and corrupt lines.
+
+    With ``repair``, a torn last line (no trailing newline) is truncated off the file, so the next append
+    starts on a line of its own; corrupt complete lines are left in place and skipped on every read."""
     path = Path(path)
     if not path.exists():
         return []
     data = path.read_bytes()
+    lines = data.split(b"\n")
+    torn = lines.pop()  # b"" when the file ends with a newline
     records: list[dict[str, Any]] = []
-    offset = 0
-    bad_at: int | None = None
-    for line in data.split(b"\n")[:-1] if data.endswith(b"\n") else data.split(b"\n"):
-        end = offset + len(line) + 1
-        if line.strip():
-            try:
-                rec = json.loads(line)
-                if not isinstance(rec, dict) or end > len(data):  # no trailing newline: torn
-                    raise ValueError("incomplete line")
-            except ValueError:
-                bad_at = offset
-                break
+    corrupt = 0
+    for line in lines:
+        rec = _record(line)
+        if rec is not None:
             records.append(rec)
-        offset = end
-    if bad_at is not None:
-        lost = len(data) - bad_at
-        logger.warning("%s: dropping a torn/corrupt tail of %d bytes (rerun recomputes it)", path, lost)
+        elif line.strip():
+            corrupt += 1
+    if corrupt:
+        logger.warning("%s: skipped %d corrupt record(s); their chunks are recomputed", path, corrupt)
+    if torn.strip():
+        logger.warning("%s: dropping a torn last line of %d bytes (rerun recomputes it)", path, len(torn))
         if repair:
             with open(path, "r+b") as f:
-                f.truncate(bad_at)
+                f.truncate(len(data) - len(torn))
                 f.flush()
                 os.fsync(f.fileno())
     return records
+
+
+def _record(line: bytes) -> dict[str, Any] | None:
+    """The JSON object on ``line``, or None (blank, not JSON, or not an object)."""
+    try:
+        rec = json.loads(line) if line.strip() else None
+    except ValueError:  # includes UnicodeDecodeError
+        return None
+    return rec if isinstance(rec, dict) else None
 
 
 def append_records(path: str | Path, records: Iterable[dict[str, Any]]) -> int:
@@ -84,19 +93,29 @@ class ChunkStore:
     Args:
         path: the JSONL file (created on first append).
         chunks: expected ids per chunk index (from :func:`chunk_ids`, possibly cut by a limit).
+        int_keys: keys every record must hold as non-negative integers; a record without them counts as
+            corrupt (skipped, its chunk recomputed).
     """
 
-    def __init__(self, path: str | Path, chunks: Sequence[Sequence[str]]) -> None:
+    def __init__(
+        self, path: str | Path, chunks: Sequence[Sequence[str]], int_keys: Sequence[str] = ()
+    ) -> None:
         self.path = Path(path)
         self.chunks = [list(c) for c in chunks]
+        self.int_keys = tuple(int_keys)
         self.done: dict[int, dict[str, dict[str, Any]]] = {}
         self._load()
+
+    def _valid(self, rec: dict[str, Any]) -> bool:
+        return all(type(rec.get(k)) is int and rec[k] >= 0 for k in self.int_keys)
 
     def _load(self) -> None:
         latest: dict[int, dict[str, dict[str, Any]]] = {}
         for rec in read_jsonl(self.path):
             k = rec.get("chunk")
-            if isinstance(k, int) and 0 <= k < len(self.chunks):
+            if not self._valid(rec):
+                logger.warning("%s: skipped a record without valid %s", self.path, ", ".join(self.int_keys))
+            elif isinstance(k, int) and 0 <= k < len(self.chunks):
                 latest.setdefault(k, {})[str(rec.get("id"))] = rec
         for k, recs in latest.items():
             expected = self.chunks[k]

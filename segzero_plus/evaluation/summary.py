@@ -80,8 +80,9 @@ def failure_table(records: Iterable[dict[str, Any]]) -> dict[str, int]:
 
 
 def format_summary(metrics: dict[str, Any]) -> str:
-    """A few human-readable lines of a run's metrics (percent)."""
-    lines = []
+    """A few human-readable lines of a run's metrics (percent), the SAM protocol first when known."""
+    protocol = (metrics.get("config") or {}).get("sam_protocol")
+    lines = [f"SAM protocol: {protocol}"] if protocol else []
     for key, m in [("overall", metrics["overall"]), *metrics["by_split"].items()]:
         if key != "overall" and len(metrics["by_split"]) == 1:
             continue

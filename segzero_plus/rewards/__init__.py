@@ -7,6 +7,7 @@ thresholds; :class:`GroundTruth` holds one sample's targets in the MODEL frame w
 
 from segzero_plus.rewards.box import box_iou_reward, box_l1_reward
 from segzero_plus.rewards.config import DEFAULT_EXTRA_TERMS, WEIGHTED_TERMS, RewardConfig
+from segzero_plus.rewards.confused import ConfusedComponents, confused_components
 from segzero_plus.rewards.format import (
     seg_format_soft,
     seg_format_strict,
@@ -14,7 +15,7 @@ from segzero_plus.rewards.format import (
     think_format_plan,
     think_format_strict,
 )
-from segzero_plus.rewards.ground_truth import ConfusedComponents, GroundTruth, confused_components
+from segzero_plus.rewards.ground_truth import GroundTruth
 from segzero_plus.rewards.negative import (
     negative_point_details,
     negative_point_reward,

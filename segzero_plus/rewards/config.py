@@ -49,10 +49,12 @@ class RewardConfig:
     - ``max_negative_points``: the budget; more negatives fail the strict format and are never paid.
     - geometry negative reward: ``negative_neutral`` (score of emitting none while a confused region is
       near the target), ``negative_inside_penalty`` (subtracted per negative inside the target mask),
-      ``confused_near_px`` (confused pixels count when within this of the target's box),
-      ``min_confused_area_px`` (smaller confused components are ignored), ``negative_box_margin_px`` (when
-      finite, a negative is paid only within the predicted box grown by this; ``inf``, the default, pays
-      every hit of a confused component near the target), ``negative_regions`` (which masks
+      ``confused_clearance_px`` (confused pixels this close to the target mask, in x and y, are removed
+      first: never paid), ``confused_near_px`` (a confused component counts when any of its pixels lies
+      in the target's box grown by this), ``min_confused_area_px`` (components with fewer pixels in all
+      are ignored), ``negative_box_margin_px`` (when finite, a component is paid only when any of its
+      pixels lies within the predicted box grown by this; ``inf``, the default, pays every counted
+      component), ``negative_regions`` (which masks
       are "confused": ``"confused"``, ``"distractors"``, ``"confused_or_distractors"`` = the mined
       confused mask when present else the distractors, or ``"none"``).
     - plan negative reward: ``plan_alpha``, ``plan_beta``.
@@ -71,6 +73,7 @@ class RewardConfig:
     max_negative_points: int = 3
     negative_neutral: float = 0.5
     negative_inside_penalty: float = 0.5
+    confused_clearance_px: float = 8.0
     confused_near_px: float = 50.0
     min_confused_area_px: int = 16
     negative_box_margin_px: float = math.inf
@@ -101,7 +104,13 @@ class RewardConfig:
         check(self.max_negative_points >= 0, "max_negative_points must be >= 0")
         check(0.0 < self.negative_neutral < 1.0, "negative_neutral must be in (0, 1)")
         check(self.negative_inside_penalty > 0.0, "negative_inside_penalty must be > 0")
-        for name in ("l1_threshold_px", "point_threshold_px", "confused_near_px", "negative_box_margin_px"):
+        for name in (
+            "l1_threshold_px",
+            "point_threshold_px",
+            "confused_clearance_px",
+            "confused_near_px",
+            "negative_box_margin_px",
+        ):
             check(getattr(self, name) >= 0, f"{name} must be >= 0")
         check(self.min_confused_area_px >= 0, "min_confused_area_px must be >= 0")
         extra = tuple(self.extra_terms)

@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 import numpy as np
-from scipy import ndimage
 
 from segzero_plus.geometry import (
     distance_to_mask_map,
@@ -23,6 +22,7 @@ from segzero_plus.geometry import (
     mask_boundary_pixels,
     mask_distances_from_boundary,
 )
+from segzero_plus.rewards.confused import ConfusedComponents, confused_components
 
 Box = tuple[float, float, float, float]
 Point = tuple[float, float]
@@ -35,75 +35,6 @@ def _as_mask(value: object, name: str, shape: tuple[int, ...] | None = None) -> 
     if shape is not None and mask.shape != shape:
         raise ValueError(f"GroundTruth.{name} has shape {mask.shape}, expected {shape} (the mask's)")
     return mask if mask.dtype == bool else mask.astype(bool)
-
-
-@dataclass(frozen=True)
-class ConfusedComponents:
-    """Connected components of the confused region near the target (what a negative point may hit).
-
-    ``labels`` covers the window ``[y0:y0+h, x0:x0+w]`` of the image; 0 = not part of a counted
-    component, 1..``count`` = component ids. ``count == 0`` means no confused region near the target.
-    """
-
-    labels: np.ndarray
-    x0: int
-    y0: int
-    count: int
-
-    def label_at(self, x: int, y: int) -> int:
-        """Component id of pixel ``(x, y)`` (image coordinates), 0 when none."""
-        lx, ly = x - self.x0, y - self.y0
-        if 0 <= ly < self.labels.shape[0] and 0 <= lx < self.labels.shape[1]:
-            return int(self.labels[ly, lx])
-        return 0
-
-
-EMPTY_COMPONENTS = ConfusedComponents(labels=np.zeros((0, 0), dtype=np.int32), x0=0, y0=0, count=0)
-
-
-def confused_components(
-    gt_mask: np.ndarray,
-    region: np.ndarray | None,
-    near_px: float,
-    min_area_px: int,
-    gt_box: tuple[int, int, int, int] | None = None,
-) -> ConfusedComponents:
-    """Components (4-connected) of ``region & ~gt_mask`` inside the target's box grown by ``near_px``.
-
-    Components smaller than ``min_area_px`` pixels (after the crop) are dropped. With an empty target
-    mask the whole image is the window. ``region`` None or empty gives ``count == 0``. ``gt_box`` is
-    ``mask_bbox(gt_mask)`` when the caller has it already. Only the region's own extent inside the window
-    is labelled.
-    """
-    if region is None:
-        return EMPTY_COMPONENTS
-    h, w = gt_mask.shape
-    box = gt_box if gt_box is not None else mask_bbox(gt_mask)
-    if box is None:
-        x0, y0, x1, y1 = 0, 0, w, h
-    else:
-        grow = int(math.floor(near_px))
-        x0, y0 = max(box[0] - grow, 0), max(box[1] - grow, 0)
-        x1, y1 = min(box[2] + grow + 1, w), min(box[3] + grow + 1, h)
-    extent = mask_bbox(region[y0:y1, x0:x1])
-    if extent is None:
-        return EMPTY_COMPONENTS
-    x0, y0, x1, y1 = x0 + extent[0], y0 + extent[1], x0 + extent[2] + 1, y0 + extent[3] + 1
-    crop = region[y0:y1, x0:x1] & ~gt_mask[y0:y1, x0:x1]
-    if not crop.any():
-        return EMPTY_COMPONENTS
-    labels, n = ndimage.label(crop)
-    if min_area_px > 1 and n:
-        areas = np.bincount(labels.ravel(), minlength=n + 1)
-        keep = areas >= min_area_px
-        keep[0] = False
-        relabel = np.zeros(n + 1, dtype=np.int32)
-        relabel[keep] = np.arange(1, int(keep.sum()) + 1, dtype=np.int32)
-        labels = relabel[labels]
-        n = int(keep.sum())
-    if n == 0:
-        return EMPTY_COMPONENTS
-    return ConfusedComponents(labels=labels.astype(np.int32, copy=False), x0=x0, y0=y0, count=n)
 
 
 @dataclass(frozen=True, eq=False)
@@ -237,13 +168,18 @@ class GroundTruth:
     def _components_cache(self) -> dict[tuple, ConfusedComponents]:
         return {}
 
-    def confused_components(self, source: str, near_px: float, min_area_px: int) -> ConfusedComponents:
-        """:func:`confused_components` of :meth:`negative_region`, cached per parameter set."""
-        key = (source, float(near_px), int(min_area_px))
+    def confused_components(
+        self, source: str, near_px: float, min_area_px: int, clearance_px: float
+    ) -> ConfusedComponents:
+        """:func:`~segzero_plus.rewards.confused.confused_components` of :meth:`negative_region`, cached
+        per parameter set (labelled once per sample, shared by all of its rollouts)."""
+        key = (source, float(near_px), int(min_area_px), float(clearance_px))
         cache = self._components_cache
         if key not in cache:
             region = self.negative_region(source)
-            cache[key] = confused_components(self.mask, region, near_px, min_area_px, self.mask_box)
+            cache[key] = confused_components(
+                self.mask, region, near_px, min_area_px, clearance_px, self.mask_box
+            )
         return cache[key]
 
     @property

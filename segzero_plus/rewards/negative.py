@@ -4,22 +4,27 @@ All coordinates are ``(x, y)`` pixels of the MODEL frame; masks are (H, W) bool 
 
 The geometry reward (:func:`negative_point_reward`), with ``B = max_negative_points``:
 
-- The *confused region* is the confused mask minus the target, inside the target's box grown by
-  ``confused_near_px``; its 4-connected components of at least ``min_confused_area_px`` pixels are
-  counted (``K`` of them).
-- A *hit* is one of the first ``B`` negatives on a component pixel. Only DISTINCT components count.
-  Optionally (``negative_box_margin_px`` finite and ``pred_bbox`` given) a hit must also lie within the
-  predicted box grown by that margin (a negative far outside the prompted box hardly steers SAM); the
-  default ``inf`` keeps every hittable component payable, so ``K`` never counts unreachable ones.
+- The *counted components* (``K`` of them) are those of :mod:`segzero_plus.rewards.confused`: the
+  confused mask minus the target grown by ``confused_clearance_px``, split into 4-connected components
+  taken whole; one counts when any of its pixels lies in the target's box grown by ``confused_near_px``
+  and it has at least ``min_confused_area_px`` pixels in all. A look-alike that starts 40 px from the
+  target is one component from its near edge to its far edge.
+- A *hit* is one of the first ``B`` negatives on a pixel of a counted component, anywhere on it. Only
+  DISTINCT components count. Optionally (``negative_box_margin_px`` finite and ``pred_bbox`` given) a
+  component is payable only when any of its pixels lies within the predicted box grown by that margin
+  (a look-alike far outside the prompted box hardly matters to SAM); the default ``inf`` pays every
+  counted component.
 - ``base = 1`` when ``min(K, B) == 0`` (nothing to exclude: emitting none is the maximum), else
   ``base = neutral + (1 - neutral) * hits / min(K, B)``.
 - ``score = clip(base - inside_penalty * n_inside, 0, 1)``, ``n_inside`` = negatives (all of them, not
   only the first ``B``) on target-mask pixels.
 
-Hence: a negative inside the target scores below none; a negative outside the target but off the
-confused region adds nothing; a negative on the confused region scores above none; with no confused
-region near the target none scores 1.0; appending points can only add hits through new components within
-the budget, so padding with useless points never raises the score.
+Hence: a negative inside the target scores below none; a negative outside the target but off every
+counted component adds nothing; every pixel of a counted component earns the same, so a negative in the
+body of a look-alike earns what one on its edge does (hugging the target never pays more); with no
+counted component none scores 1.0; appending points can only add hits through new components within
+the budget, so padding with useless points never raises the score. ``docs/rewards.md`` has a worked
+example.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from segzero_plus.rewards.config import RewardConfig
-from segzero_plus.rewards.ground_truth import ConfusedComponents, confused_components
+from segzero_plus.rewards.confused import ConfusedComponents, confused_components
 
 DEFAULT_CONFIG = RewardConfig()
 
@@ -44,6 +49,14 @@ def _pixel(point: Sequence[float], hw: tuple[int, int]) -> tuple[int, int] | Non
     if 0 <= ix < hw[1] and 0 <= iy < hw[0]:
         return ix, iy
     return None
+
+
+def _reach_box(pred_bbox: Sequence[float] | None, margin: float) -> tuple[float, ...] | None:
+    """The predicted box grown by ``margin`` when hits must reach it, else None (every hit is payable)."""
+    if pred_bbox is None or not math.isfinite(margin):
+        return None
+    x1, y1, x2, y2 = (float(v) for v in pred_bbox)
+    return (x1 - margin, y1 - margin, x2 + margin, y2 + margin)
 
 
 def negative_point_details(
@@ -60,7 +73,7 @@ def negative_point_details(
     """
     hw = (int(gt_mask.shape[0]), int(gt_mask.shape[1]))
     budget = config.max_negative_points
-    margin = config.negative_box_margin_px
+    reach = _reach_box(pred_bbox, config.negative_box_margin_px)
     n_inside = 0
     hit: set[int] = set()
     for rank, point in enumerate(points_neg):
@@ -73,13 +86,8 @@ def negative_point_details(
             continue
         if rank >= budget or components.count == 0:
             continue
-        if pred_bbox is not None and math.isfinite(margin):
-            x, y = float(point[0]), float(point[1])
-            x1, y1, x2, y2 = pred_bbox
-            if not (x1 - margin <= x <= x2 + margin and y1 - margin <= y <= y2 + margin):
-                continue
         label = components.label_at(ix, iy)
-        if label:
+        if label and label not in hit and (reach is None or components.reaches(label, reach)):
             hit.add(label)
     cap = min(components.count, budget)
     if cap == 0:
@@ -102,14 +110,20 @@ def negative_point_reward(
 
     ``confused_mask`` is the region negatives should hit (mined SAM leaks, look-alikes); None or empty
     means nothing confusable is near, so emitting no negatives earns 1.0. ``pred_bbox`` (the answer's
-    box) limits which hits count only when ``config.negative_box_margin_px`` is finite (default: inf).
-    For many rollouts of one sample use ``total_reward`` with a ``GroundTruth``, which builds the
-    components once.
+    box) limits which components are payable only when ``config.negative_box_margin_px`` is finite
+    (default: inf). For many rollouts of one sample use ``total_reward`` with a ``GroundTruth``, which
+    labels the components once.
     """
     config = config or DEFAULT_CONFIG
     gt_mask = np.asarray(gt_mask, dtype=bool)
     region = None if confused_mask is None else np.asarray(confused_mask, dtype=bool)
-    components = confused_components(gt_mask, region, config.confused_near_px, config.min_confused_area_px)
+    components = confused_components(
+        gt_mask,
+        region,
+        config.confused_near_px,
+        config.min_confused_area_px,
+        config.confused_clearance_px,
+    )
     return negative_point_details(points_neg, gt_mask, components, pred_bbox, config)[0]
 
 

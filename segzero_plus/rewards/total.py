@@ -99,7 +99,10 @@ def total_reward(
             terms["point"] = point_reward(answer.points_pos, gt, config.point_threshold_px)
             if config.negative_reward == "geometry":
                 components = gt.confused_components(
-                    config.negative_regions, config.confused_near_px, config.min_confused_area_px
+                    config.negative_regions,
+                    config.confused_near_px,
+                    config.min_confused_area_px,
+                    config.confused_clearance_px,
                 )
                 score, n_in_mask, n_hits = negative_point_details(
                     answer.points_neg, gt.mask, components, answer.bbox, config

@@ -2,8 +2,12 @@
 
 verl runs ``reward.num_workers`` (default 8) RewardLoopWorker actors; each builds our reward manager. If
 each loaded its own SAM2.1-L that would be 8 models and 8 encodes of every image. Instead every worker
-calls :func:`get_scorer_actor`, which creates (first caller) or finds (``get_if_exists``) ONE detached
-actor named per node, so all workers share one model and one embedding cache.
+calls :func:`get_scorer_actor`, which creates (first caller) or finds (``get_if_exists``) ONE actor per
+node and per :class:`ScorerSpec`: the name carries a digest of the spec (config, checkpoint, device,
+...), so a worker never finds a scorer built from other weights. The actor is not detached: it belongs
+to the worker that created it and Ray frees it when that worker ends, i.e. at the end of the training
+job; a later job on the same Ray cluster starts its own. A spec that asks for a GPU (``require_gpu``)
+fails at start-up when none is visible to the actor, instead of silently scoring on the CPU.
 
 The actor is async and batches dynamically: requests that arrive while a batch is on the device are
 decoded together in the next one (prompt sets of equal shape across requests and images share decoder
@@ -19,6 +23,8 @@ restarted actor has an empty cache.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import logging
 import os
 import time
@@ -31,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from segzero_plus.devices import resolve_device
+from segzero_plus.sam.protocol import SINGLE_MASK
 from segzero_plus.sam.scorer import MaskResult, PromptSet, ScoreRequest
 
 logger = logging.getLogger(__name__)
@@ -57,6 +64,9 @@ class ScorerSpec:
         cache_size, max_batch, autocast: see :class:`segzero_plus.sam.scorer.SamScorer`.
         torch_threads: torch CPU threads inside the actor (None: torch's default).
         max_restarts: how often Ray restarts a dead actor.
+        require_gpu: fail at start-up when the actor sees no CUDA GPU (the ``shared_gpu`` and ``own_gpu``
+            placements: a zero-GPU Ray actor only sees the node's GPUs when Ray leaves
+            ``CUDA_VISIBLE_DEVICES`` alone for it).
     """
 
     config_name: str = "sam2.1_hiera_l"
@@ -70,6 +80,31 @@ class ScorerSpec:
     autocast: str = "auto"
     torch_threads: int | None = None
     max_restarts: int = 4
+    require_gpu: bool = False
+
+    def digest(self) -> str:
+        """12 hex digits identifying this spec (part of the actor's name)."""
+        text = json.dumps(asdict(self), sort_keys=True, default=str)
+        return hashlib.sha1(text.encode()).hexdigest()[:12]
+
+
+class NoGpuVisibleError(RuntimeError):
+    """A scorer that must run on a GPU sees none (see :attr:`ScorerSpec.require_gpu`)."""
+
+
+def check_gpu_visible(spec: ScorerSpec) -> None:
+    """Raise :class:`NoGpuVisibleError` when ``spec.require_gpu`` and torch sees no CUDA device here."""
+    import torch
+
+    if spec.require_gpu and not torch.cuda.is_available():
+        visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+        raise NoGpuVisibleError(
+            f"the SAM scorer must run on a GPU (placement shared_gpu/own_gpu) but sees none "
+            f"(CUDA_VISIBLE_DEVICES={visible!r} in its process). Ray releases that blank "
+            "CUDA_VISIBLE_DEVICES for actors requesting 0 GPUs cause this with shared_gpu: install the "
+            "GPU profile's pinned Ray (README) and do not set RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO=1, or use "
+            "segzero_plus.sam.placement=own_gpu"
+        )
 
 
 class SamScorerActor:
@@ -81,6 +116,7 @@ class SamScorerActor:
         from segzero_plus.sam.build import build_sam2_model
         from segzero_plus.sam.scorer import SamScorer
 
+        check_gpu_visible(spec)
         if spec.torch_threads:
             torch.set_num_threads(int(spec.torch_threads))
         self.spec = spec
@@ -104,9 +140,12 @@ class SamScorerActor:
         prompt_hw: tuple[int, int] | None = None,
         multimask: bool = False,
         return_logits: bool = False,
+        protocol: str = SINGLE_MASK,
     ) -> list[MaskResult]:
         """Same contract as :meth:`SamScorer.score`; concurrent calls are batched together."""
-        req = ScoreRequest(image_key, image, list(prompts), out_hw, prompt_hw, multimask, return_logits)
+        req = ScoreRequest(
+            image_key, image, list(prompts), out_hw, prompt_hw, multimask, return_logits, protocol
+        )
         loop = asyncio.get_running_loop()
         fut: asyncio.Future = loop.create_future()
         self._pending.append((req, fut))
@@ -160,15 +199,17 @@ class SamScorerActor:
         return os.getpid()
 
 
-def scorer_actor_name(base: str = DEFAULT_ACTOR_NAME, per: str = "node", gpu_index: int | None = None) -> str:
-    """Actor name: ``<base>-<node id prefix>`` per node, ``<base>-<node>-gpu<k>`` per GPU."""
+def scorer_actor_name(
+    spec: ScorerSpec, base: str = DEFAULT_ACTOR_NAME, per: str = "node", gpu_index: int | None = None
+) -> str:
+    """Actor name: ``<base>-<node id prefix>-<spec digest>`` per node, ``...-gpu<k>`` per GPU."""
     import ray
 
     node = ray.get_runtime_context().get_node_id()[:12]
     if per == "node":
-        return f"{base}-{node}"
+        return f"{base}-{node}-{spec.digest()}"
     if per == "gpu":
-        return f"{base}-{node}-gpu{0 if gpu_index is None else gpu_index}"
+        return f"{base}-{node}-{spec.digest()}-gpu{0 if gpu_index is None else gpu_index}"
     raise ValueError(f"per must be 'node' or 'gpu', got {per!r}")
 
 
@@ -177,22 +218,22 @@ def get_scorer_actor(
     name: str | None = None,
     namespace: str = DEFAULT_NAMESPACE,
 ) -> Any:
-    """Create or find the shared scorer actor (``get_if_exists``; detached; pinned to this node).
+    """Create or find the shared scorer actor (``get_if_exists``; pinned to this node; owned by the caller
+    that created it, so it ends with that process).
 
-    ``name`` defaults to :func:`scorer_actor_name` (one per node). Needs ``ray.init`` done (verl's
-    workers run inside Ray already).
+    ``name`` defaults to :func:`scorer_actor_name` (one per node and spec). Needs ``ray.init`` done
+    (verl's workers run inside Ray already).
     """
     import ray
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-    name = name or scorer_actor_name()
+    name = name or scorer_actor_name(spec)
     node_id = ray.get_runtime_context().get_node_id()
     cls = ray.remote(SamScorerActor)
     return cls.options(
         name=name,
         namespace=namespace,
         get_if_exists=True,
-        lifetime="detached",
         max_restarts=spec.max_restarts,
         max_task_retries=0,
         max_concurrency=1000,
@@ -225,7 +266,7 @@ class SamScorerClient:
 
     Args:
         spec: how to build the actor if it does not exist yet.
-        name, namespace: actor name (default: one per node) and Ray namespace.
+        name, namespace: actor name (default: one per node and spec) and Ray namespace.
         call_timeout_s: seconds to wait for one call (the first call waits for the model to load).
         retry_delay_s: pause before the retry.
         restart_timeout_s: before the retry, how long to wait for a restarting scorer to answer again
@@ -368,9 +409,10 @@ class SamScorerClient:
         prompt_hw: tuple[int, int] | None = None,
         multimask: bool = False,
         return_logits: bool = False,
+        protocol: str = SINGLE_MASK,
     ) -> list[MaskResult]:
         """Blocking call; same contract as :meth:`SamScorer.score`. Raises SamUnavailableError."""
-        rest = (list(prompts), out_hw, prompt_hw, multimask, return_logits)
+        rest = (list(prompts), out_hw, prompt_hw, multimask, return_logits, protocol)
         args, retry_args = self._score_args(image_key, image, rest)
         results = self._call("score", args, f"image {image_key!r}", retry_args)
         self._mark_delivered(image_key, image)
@@ -385,9 +427,10 @@ class SamScorerClient:
         prompt_hw: tuple[int, int] | None = None,
         multimask: bool = False,
         return_logits: bool = False,
+        protocol: str = SINGLE_MASK,
     ) -> list[MaskResult]:
         """Awaitable :meth:`score` for async callers (verl's ``run_single``). Raises SamUnavailableError."""
-        rest = (list(prompts), out_hw, prompt_hw, multimask, return_logits)
+        rest = (list(prompts), out_hw, prompt_hw, multimask, return_logits, protocol)
         args, retry_args = self._score_args(image_key, image, rest)
         results = await self._acall("score", args, f"image {image_key!r}", retry_args)
         self._mark_delivered(image_key, image)
@@ -400,6 +443,17 @@ class SamScorerClient:
     def ping(self) -> int:
         """pid of the scorer process (starts the actor if needed). Raises SamUnavailableError."""
         return self._call("ping", (), "ping")
+
+    def check_started(self) -> int:
+        """Start (or find) the scorer and wait until it answers, without the retry: pid of the scorer.
+        Raises SamUnavailableError with the actor's start-up error (e.g. :class:`NoGpuVisibleError`)."""
+        import ray
+
+        try:
+            return ray.get(self.handle.ping.remote(), timeout=self.call_timeout_s)
+        except Exception as exc:
+            self._handle = None
+            raise SamUnavailableError(f"the SAM scorer did not start: {type(exc).__name__}: {exc}") from exc
 
 
 def spec_as_dict(spec: ScorerSpec) -> dict[str, Any]:

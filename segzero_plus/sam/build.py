@@ -18,6 +18,8 @@ from typing import Any
 
 import torch
 
+from segzero_plus.errors import UserError
+
 DEFAULT_SAM_CONFIG = "sam2.1_hiera_l"
 """Production scorer: SAM 2.1 Hiera-L."""
 
@@ -47,8 +49,12 @@ _POSTPROCESSING: dict[str, Any] = {
 }
 
 
-class SamCheckpointError(RuntimeError):
+class SamCheckpointError(UserError, RuntimeError):
     """A SAM2 checkpoint file is missing, unreadable, or does not match the config."""
+
+
+class SamConfigError(UserError, ValueError):
+    """A SAM2 config name that :data:`SAM_CONFIGS` does not hold."""
 
 
 def _sam2_package_dir() -> Path:
@@ -86,7 +92,7 @@ def sam_model_config(config_name: str, device: str = "cpu") -> Any:
     elif config_name.endswith((".yaml", ".yml")) and Path(config_name).is_file():
         yaml_path, overrides = Path(config_name), {}
     else:
-        raise ValueError(
+        raise SamConfigError(
             f"unknown SAM2 config {config_name!r}; choose one of {sorted(SAM_CONFIGS)} "
             "or give the path of a sam2-style .yaml file"
         )
@@ -193,7 +199,9 @@ def build_sam2_model(
 def write_random_checkpoint(path: str | Path, config_name: str, seed: int = 0) -> Path:
     """Save the random-weight model of ``config_name``/``seed`` as ``{"model": state_dict}``.
 
-    The file is byte-identical for the same config and seed. Written atomically (temp file + rename).
+    The file is byte-identical for the same config and seed on one kind of CPU; not across kinds: torch's
+    random initialisation draws other numbers with its AVX2/AVX-512 kernels than without (measured on
+    tiny_test, seed 0). Written atomically (temp file + rename).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -5,12 +5,15 @@ frame of the training row):
 
     m_full = SAM(B, P, N)        m_base = SAM(B, P)
     neg_gain   = clip(gain_scale * (IoU(m_full, gt) - IoU(m_base, gt)), -gain_clip, gain_clip)
-    neg_reward = neg_gain - inside_penalty * (share of negatives inside the ground-truth mask)
+    neg_reward = neg_gain - inside_penalty * (number of negatives inside the ground-truth mask)
 
-With ``leave_one_out`` each negative i is credited separately, ``credit_i = IoU(m_full) - IoU(m_{-i})``
-with ``m_{-i} = SAM(B, P, N minus i)``, and ``neg_gain`` is the mean of the clipped, scaled credits (a
-useless extra negative earns ~0 and drags the mean down). With no negatives everything is exactly 0:
-``m_full`` IS ``m_base`` (one decode, same prompt), so the term is neutral by construction.
+The penalty is per negative, not a share: a share would let useless negatives elsewhere dilute the cost
+of one inside the target. With ``leave_one_out`` each negative i is credited separately,
+``credit_i = clip(gain_scale * (IoU(m_full) - IoU(m_{-i})), -gain_clip, gain_clip)`` with
+``m_{-i} = SAM(B, P, N minus i)``, and ``neg_gain`` is their sum clipped to ``[-gain_clip, gain_clip]``
+(a mean would let useless extra negatives, credit ~0, dilute a harmful one's negative credit). With no
+negatives everything is exactly 0: ``m_full`` IS ``m_base`` (one decode, same prompt), so the term is
+neutral by construction.
 
 Optionally a mask-IoU term on ``m_full``: continuous IoU, or a step function of it ("tiers", as in
 SAM-R1's mask reward; the default thresholds/values here are ours and configurable).
@@ -31,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from segzero_plus.sam.protocol import PUBLISHED_PROTOCOL, check_protocol
 from segzero_plus.sam.scorer import MaskResult, PromptSet
 
 logger = logging.getLogger(__name__)
@@ -56,10 +60,13 @@ class CounterfactualConfig:
     Attributes:
         gain_scale: multiplies the IoU gain (IoU is in [0, 1]; a gain of 0.1 pays 0.5 at the default).
         gain_clip: the scaled gain (or each leave-one-out credit) is clipped to [-gain_clip, gain_clip].
-        inside_penalty: subtracted times the share of negatives whose pixel lies inside the gt mask.
+        inside_penalty: subtracted per negative whose pixel lies inside the gt mask.
         leave_one_out: credit each negative by leave-one-out (|N| extra decodes per response).
         mask_iou: "off", "continuous" (IoU of m_full) or "tiers" (step function, see ``iou_tiers``).
         iou_tiers: (threshold, value) pairs; the value of the highest threshold <= IoU, else 0.
+        sam_protocol: how SAM's one mask per prompt set is chosen
+            (:data:`segzero_plus.sam.protocol.SAM_PROTOCOLS`); the default is the protocol evaluation
+            uses for published comparisons, so the reward pays for the masks the evaluation measures.
     """
 
     gain_scale: float = 5.0
@@ -68,8 +75,10 @@ class CounterfactualConfig:
     leave_one_out: bool = False
     mask_iou: str = "off"
     iou_tiers: tuple[tuple[float, float], ...] = ((0.5, 0.25), (0.7, 0.5), (0.8, 0.75), (0.9, 1.0))
+    sam_protocol: str = PUBLISHED_PROTOCOL
 
     def __post_init__(self) -> None:
+        check_protocol(self.sam_protocol)
         if self.mask_iou not in ("off", "continuous", "tiers"):
             raise ValueError(f"mask_iou must be 'off', 'continuous' or 'tiers', got {self.mask_iou!r}")
         if self.gain_clip < 0 or self.inside_penalty < 0:
@@ -119,10 +128,10 @@ def counterfactual_prompts(
     return out
 
 
-def _inside_share(
+def _inside_count(
     points_neg: Sequence[Sequence[float]], gt_mask: np.ndarray, scale_xy: tuple[float, float]
-) -> float:
-    """Share of negatives whose pixel (floor of the point mapped to the gt frame) is inside ``gt_mask``.
+) -> int:
+    """Number of negatives whose pixel (floor of the point mapped to the gt frame) is inside ``gt_mask``.
     Points outside the image are not inside (the format reward judges ranges)."""
     h, w = gt_mask.shape
     inside = 0
@@ -130,11 +139,11 @@ def _inside_share(
         px, py = int(np.floor(x * scale_xy[0])), int(np.floor(y * scale_xy[1]))
         if 0 <= px < w and 0 <= py < h and gt_mask[py, px]:
             inside += 1
-    return inside / len(points_neg)
+    return inside
 
 
 def failed_terms() -> dict[str, float]:
-    """All-zero terms with ``sam_failed`` = 1 (the sample scores 0 when SAM could not be reached)."""
+    """All-zero terms with ``sam_failed`` = 1 (the caller falls back to the SAM-free terms and counts it)."""
     terms = dict.fromkeys(TERM_KEYS, 0.0)
     terms["sam_failed"] = 1.0
     return terms
@@ -172,14 +181,14 @@ def counterfactual_terms(
     if config.leave_one_out:
         drops = [iou_base] if n_neg == 1 else [mask_iou(r.mask, gt) for r in results[2:]]
         credits = [scaled(iou_full - d) for d in drops]
-        gain, loo_min = float(np.mean(credits)), float(min(credits))
+        gain, loo_min = float(np.clip(sum(credits), -config.gain_clip, config.gain_clip)), float(min(credits))
     else:
         gain, loo_min = scaled(iou_full - iou_base), 0.0
     ph, pw = prompt_hw or gt.shape
-    inside = _inside_share(points_neg, gt, (gt.shape[1] / pw, gt.shape[0] / ph))
+    inside = _inside_count(points_neg, gt, (gt.shape[1] / pw, gt.shape[0] / ph))
     terms.update(
         neg_count=float(n_neg),
-        neg_inside_gt=inside,
+        neg_inside_gt=float(inside),
         iou_base=iou_base,
         neg_gain=gain,
         neg_loo_min=loo_min,
@@ -203,8 +212,9 @@ def counterfactual_reward(
 
     ``scorer``: a :class:`~segzero_plus.sam.scorer.SamScorer` or a
     :class:`~segzero_plus.sam.actor.SamScorerClient` (same ``score`` signature). Masks are produced
-    directly in the gt frame (``out_hw = gt_mask.shape``). If the client reports SAM unavailable
-    (after its retry), the sample scores 0 with ``sam_failed`` = 1 and the reason is logged.
+    directly in the gt frame (``out_hw = gt_mask.shape``) under ``config.sam_protocol``. If the client
+    reports SAM unavailable (after its retry), the terms are all zero with ``sam_failed`` = 1 and the
+    reason is logged.
     """
     from segzero_plus.sam.actor import SamUnavailableError
 
@@ -215,7 +225,7 @@ def counterfactual_reward(
         )
         return counterfactual_terms([empty] * len(prompts), gt_mask, points_neg, config, prompt_hw)
     try:
-        results = scorer.score(image_key, image, prompts, out_hw=tuple(gt_mask.shape), prompt_hw=prompt_hw)
+        results = scorer.score(image_key, image, prompts, **_score_options(gt_mask, config, prompt_hw))
     except SamUnavailableError as exc:
         return _unavailable_terms(image_key, exc)
     return counterfactual_terms(results, gt_mask, points_neg, config, prompt_hw)
@@ -256,11 +266,19 @@ async def counterfactual_reward_async(
         )
     try:
         results = await scorer.score_async(
-            image_key, image, prompts, out_hw=tuple(gt_mask.shape), prompt_hw=prompt_hw
+            image_key, image, prompts, **_score_options(gt_mask, config, prompt_hw)
         )
     except SamUnavailableError as exc:
         return _unavailable_terms(image_key, exc)
     return counterfactual_terms(results, gt_mask, points_neg, config, prompt_hw)
+
+
+def _score_options(
+    gt_mask: np.ndarray, config: CounterfactualConfig, prompt_hw: tuple[int, int] | None
+) -> dict[str, Any]:
+    """The scorer options of the reward's SAM call: masks in the gt frame, prompts in ``prompt_hw``,
+    the configured protocol."""
+    return {"out_hw": tuple(gt_mask.shape), "prompt_hw": prompt_hw, "protocol": config.sam_protocol}
 
 
 def _unavailable_terms(image_key: str, exc: Exception) -> dict[str, float]:

@@ -10,7 +10,13 @@ upsampling SAM's 256x256 low-resolution logits to it, e.g. ORIGINAL-frame masks 
 Exactness. Prompt sets are grouped by shape (box or not, number of points) and each group is decoded in
 batched decoder calls with per-set image features (``repeat_image=False``). Padding prompts to a common
 length would NOT be exact (pad tokens take part in attention), grouping is. Results equal one-at-a-time
-calls up to float round-off (< 1e-5 in logits, tested).
+calls up to float round-off (< 1e-5 in logits, tested), so a pixel whose logit is that close to 0 may
+land on either side of the mask threshold.
+
+Protocols. Each request names how its one mask per prompt set is chosen (:mod:`.protocol`:
+``single_mask``, SAM2's single-mask output; ``multimask_best``, the best-scored of the three multimask
+outputs, as Seg-Zero's evaluation). Requests whose decoder runs with the same ``multimask_output`` share
+decoder calls; only the chosen mask is upsampled.
 
 Thread safety: none; one scorer per process (the Ray actor in :mod:`segzero_plus.sam.actor` serialises).
 """
@@ -26,6 +32,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from segzero_plus.sam.protocol import MULTIMASK_BEST, SINGLE_MASK, best_mask_index, check_protocol
 
 _IMAGENET_MEAN = (0.485, 0.456, 0.406)
 _IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -93,8 +101,9 @@ class PromptSet:
 class MaskResult:
     """SAM's answer to one prompt set, in the output frame ``out_hw``.
 
-    ``masks`` is (C, H, W) bool with C = 1 (single-mask output, SAM2's default post-processing) or 3
-    (multimask); ``iou_preds`` (C,) are SAM's predicted IoUs; ``logits`` (C, H, W) float32 when asked for.
+    ``masks`` is (C, H, W) bool with C = 1 (the request's protocol chose one mask) or 3 (all multimask
+    outputs, ``multimask=True``); ``iou_preds`` (C,) are SAM's predicted IoUs; ``logits`` (C, H, W)
+    float32 when asked for.
     An empty prompt set is not decoded: all-False mask, predicted IoU 0, ``decoded`` False.
     """
 
@@ -105,7 +114,7 @@ class MaskResult:
 
     @property
     def best_index(self) -> int:
-        return int(np.argmax(self.iou_preds)) if len(self.iou_preds) > 1 else 0
+        return best_mask_index(self.iou_preds) if len(self.iou_preds) > 1 else 0
 
     @property
     def mask(self) -> np.ndarray:
@@ -128,6 +137,15 @@ class ScoreRequest:
     prompt_hw: tuple[int, int] | None = None
     multimask: bool = False
     return_logits: bool = False
+    protocol: str = SINGLE_MASK
+
+    def __post_init__(self) -> None:
+        check_protocol(self.protocol)
+
+    @property
+    def decodes_multimask(self) -> bool:
+        """Whether SAM's decoder runs with ``multimask_output=True`` for this request."""
+        return self.multimask or self.protocol == MULTIMASK_BEST
 
 
 @dataclass
@@ -335,6 +353,7 @@ class SamScorer:
         prompt_hw: tuple[int, int] | None = None,
         multimask: bool = False,
         return_logits: bool = False,
+        protocol: str = SINGLE_MASK,
     ) -> list[MaskResult]:
         """Masks for every prompt set on one image, in input order.
 
@@ -344,15 +363,20 @@ class SamScorer:
             prompts: prompt sets, coordinates in the prompt frame.
             out_hw: (H, W) frame of the returned masks; default the image frame.
             prompt_hw: (H, W) frame of the prompt coordinates; default the image frame.
-            multimask: SAM's three multimask outputs instead of the single (stability-checked) mask.
+            multimask: return all three multimask outputs (``protocol`` then only names the best one,
+                ``MaskResult.mask``).
             return_logits: also return the float logits upsampled to ``out_hw``.
+            protocol: how the one mask is chosen, one of :data:`segzero_plus.sam.protocol.SAM_PROTOCOLS`.
         """
-        req = ScoreRequest(image_key, image, list(prompts), out_hw, prompt_hw, multimask, return_logits)
+        req = ScoreRequest(
+            image_key, image, list(prompts), out_hw, prompt_hw, multimask, return_logits, protocol
+        )
         return self.score_many([req])[0]
 
     def score_many(self, requests: Sequence[ScoreRequest]) -> list[list[MaskResult]]:
-        """Score several requests (several images) together; prompt sets of the same shape and ``multimask``
-        share decoder calls across requests. Returns one result list per request, in order."""
+        """Score several requests (several images) together; prompt sets of the same shape whose decoder
+        runs with the same ``multimask_output`` share decoder calls across requests. Returns one result
+        list per request, in order."""
         # 1. encode each unique image once (requests in order, so the LRU sees real use)
         image_hws: list[tuple[int, int]] = []
         entries: list[_Entry] = []
@@ -364,12 +388,12 @@ class SamScorer:
                 raise RuntimeError(f"cache_size={self.cache_size} is smaller than one call's unique images")
             entries.append(self._cache[req.image_key])
 
-        # 2. group every prompt set of every request by (multimask, has box, n points)
+        # 2. group every prompt set of every request by (multimask decoding, has box, n points)
         groups: dict[tuple[bool, bool, int], list[tuple[int, int]]] = {}
         for r, req in enumerate(requests):
             for p, ps in enumerate(req.prompts):
                 if not ps.is_empty:
-                    groups.setdefault((req.multimask, *ps.shape_key), []).append((r, p))
+                    groups.setdefault((req.decodes_multimask, *ps.shape_key), []).append((r, p))
 
         raw: dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor]] = {}
         for (multimask, _, _), members in groups.items():
@@ -384,35 +408,46 @@ class SamScorer:
                 for i, key in enumerate(chunk):
                     raw[key] = (low_res[i], iou[i])
 
-        # 3. upsample per request to its output frame
+        # 3. pick the protocol's mask and upsample per request to its output frame
         out: list[list[MaskResult]] = []
         for r, req in enumerate(requests):
-            h, w = req.out_hw or image_hws[r]
-            n_out = 3 if req.multimask else 1
-            results: list[MaskResult] = []
-            for p, ps in enumerate(req.prompts):
-                if ps.is_empty:
-                    results.append(
-                        MaskResult(
-                            masks=np.zeros((n_out, h, w), dtype=bool),
-                            iou_preds=np.zeros(n_out, dtype=np.float32),
-                            logits=np.full((n_out, h, w), -32.0, dtype=np.float32)
-                            if req.return_logits
-                            else None,
-                            decoded=False,
-                        )
-                    )
-                    continue
-                low_res, iou = raw[(r, p)]
-                logits = F.interpolate(
-                    low_res[None], size=(int(h), int(w)), mode="bilinear", align_corners=False
-                )[0]
-                results.append(
-                    MaskResult(
-                        masks=(logits > 0).cpu().numpy(),
-                        iou_preds=iou.cpu().numpy().astype(np.float32),
-                        logits=logits.cpu().numpy().astype(np.float32) if req.return_logits else None,
-                    )
-                )
-            out.append(results)
+            hw = req.out_hw or image_hws[r]
+            out.append(
+                [
+                    self._result(req, raw[(r, p)], hw) if not ps.is_empty else _empty_result(req, hw)
+                    for p, ps in enumerate(req.prompts)
+                ]
+            )
         return out
+
+    @staticmethod
+    def _result(
+        req: ScoreRequest, decoded: tuple[torch.Tensor, torch.Tensor], hw: tuple[int, int]
+    ) -> MaskResult:
+        """One prompt set's MaskResult in frame ``hw`` from its low-res logits (C, s, s) and IoUs (C,):
+        all channels for ``multimask``, else the protocol's one (the best-scored for multimask_best)."""
+        low_res, iou = decoded
+        iou_np = iou.cpu().numpy().astype(np.float32)
+        if not req.multimask and low_res.shape[0] > 1:
+            best = best_mask_index(iou_np)
+            low_res, iou_np = low_res[best : best + 1], iou_np[best : best + 1]
+        logits = F.interpolate(
+            low_res[None], size=(int(hw[0]), int(hw[1])), mode="bilinear", align_corners=False
+        )[0]
+        return MaskResult(
+            masks=(logits > 0).cpu().numpy(),
+            iou_preds=iou_np,
+            logits=logits.cpu().numpy().astype(np.float32) if req.return_logits else None,
+        )
+
+
+def _empty_result(req: ScoreRequest, hw: tuple[int, int]) -> MaskResult:
+    """The answer to an empty prompt set (not decoded): all-False masks, predicted IoU 0."""
+    n_out = 3 if req.multimask else 1
+    h, w = int(hw[0]), int(hw[1])
+    return MaskResult(
+        masks=np.zeros((n_out, h, w), dtype=bool),
+        iou_preds=np.zeros(n_out, dtype=np.float32),
+        logits=np.full((n_out, h, w), -32.0, dtype=np.float32) if req.return_logits else None,
+        decoded=False,
+    )

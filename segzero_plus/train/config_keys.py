@@ -53,7 +53,7 @@ KEY_MAP: dict[str, str] = {
     "worker.actor.micro_batch_size_per_device_for_update": "actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu",
     "worker.actor.micro_batch_size_per_device_for_experience": "actor_rollout_ref.rollout."
     "log_prob_micro_batch_size_per_gpu (and actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu)",
-    "worker.actor.max_grad_norm": "actor_rollout_ref.actor.grad_clip",
+    "worker.actor.max_grad_norm": "actor_rollout_ref.actor.optim.clip_grad",
     "worker.actor.model.model_path": "actor_rollout_ref.model.path",
     "worker.actor.optim.lr": "actor_rollout_ref.actor.optim.lr",
     "worker.actor.optim.weight_decay": "actor_rollout_ref.actor.optim.weight_decay",

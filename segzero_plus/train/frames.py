@@ -32,9 +32,25 @@ class NoImageError(ValueError):
     """``raw_prompt`` holds no image item."""
 
 
-def find_image_item(raw_prompt: Sequence[Mapping[str, Any]]) -> Mapping[str, Any]:
-    """The first ``{"type": "image", ...}`` content item of a verl ``raw_prompt`` (list of messages)."""
-    for message in raw_prompt or ():
+def prompt_messages(raw_prompt: Any) -> list[Any]:
+    """The messages of a verl ``raw_prompt`` as a list, in every shape verl hands it over: a list (the
+    dataset row), or a numpy object array of messages. verl's streaming reward path builds its one-sample
+    batch with ``np.array([v] * n)`` for every field (``verl/experimental/agent_loop/agent_loop.py``,
+    ``AgentLoopWorker._compute_score``), so a 2-message prompt arrives as a (1, 2) array and one item of
+    it as a (2,) array; any array is flattened in order."""
+    if raw_prompt is None:
+        return []
+    if isinstance(raw_prompt, np.ndarray):
+        return list(raw_prompt.ravel())
+    if isinstance(raw_prompt, Mapping):  # a single message
+        return [raw_prompt]
+    return list(raw_prompt)
+
+
+def find_image_item(raw_prompt: Sequence[Mapping[str, Any]] | np.ndarray) -> Mapping[str, Any]:
+    """The first ``{"type": "image", ...}`` content item of a verl ``raw_prompt`` (messages in any shape
+    :func:`prompt_messages` accepts)."""
+    for message in prompt_messages(raw_prompt):
         content = message.get("content") if isinstance(message, Mapping) else None
         if isinstance(content, str) or content is None:
             continue
@@ -118,6 +134,7 @@ def scale_reward_config(
     return config.replace(
         l1_threshold_px=config.l1_threshold_px * s,
         point_threshold_px=config.point_threshold_px * s,
+        confused_clearance_px=config.confused_clearance_px * s,
         confused_near_px=config.confused_near_px * s,
         negative_box_margin_px=config.negative_box_margin_px * s,
         min_confused_area_px=int(round(config.min_confused_area_px * sx * sy)),

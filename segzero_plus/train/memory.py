@@ -18,7 +18,12 @@ Rollout phase, per GPU: vLLM takes ``gpu_memory_utilization`` x the GPU's memory
 activations), and refuses to start if that much is not free; the actor's state that is not offloaded
 stays resident. SAM (placement ``shared_gpu``) sits on GPU 0 in both phases.
 Host: offloaded actor state, the reference model (pinned), vLLM's CPU copy of the weights under LoRA
-(sleep level 1), plus per-process overheads (each process that imports torch + CUDA costs ~2-3 GiB).
+(sleep level 1), per-process overheads (each process that imports torch + CUDA costs ~2-3 GiB: trainer
+workers, vLLM's server and TP worker processes, the driver and TaskRunner, SAM), the agent-loop workers
+(tokenizer + processor each) and reward workers, and the rank-0 init transient: rank 0 loads the whole
+HF model on the CPU in ``model_dtype`` before FSDP shards it (before gradients and AdamW moments exist,
+so it raises the peak only by what it exceeds them by). vLLM sizes its KV cache and checks one
+sequence of ``rollout.max_model_len`` tokens against it.
 """
 
 from __future__ import annotations
@@ -41,6 +46,10 @@ PROCESS_HOST_GIB = 3.0
 """Host memory of one process importing torch/transformers/CUDA (trainer workers, vLLM, SAM, driver)."""
 REWARD_WORKER_HOST_GIB = 1.5
 """Host memory of one RewardLoopWorker (tokenizer, numpy rewards, the Ray client)."""
+AGENT_LOOP_WORKER_HOST_GIB = 2.0
+"""Host memory of one AgentLoopWorker (tokenizer, processor, decoded images in flight)."""
+RAY_SERVICE_HOST_GIB = 4.0
+"""Ray's own processes plus TransferQueue's controller and storage units holding one step's rollouts."""
 LOGIT_BYTES_PER_TOKEN_VOCAB = 10.0
 """bf16 logits + fp32 log-softmax + fp32 gradient of the logits, per token per vocabulary entry."""
 FIT_MARGIN = 0.95
@@ -164,6 +173,7 @@ class TrainShape:
     micro_batch: int
     log_prob_micro_batch: int
     seq_len: int
+    max_model_len: int
     use_dynamic_bsz: bool
     max_token_len_per_gpu: int
     param_offload: bool
@@ -179,6 +189,7 @@ class TrainShape:
     sam_gpu_gib: float
     sam_placement: str | None
     dataloader_workers: int = 8
+    agent_loop_workers: int = 8
 
     @classmethod
     def from_config(cls, cfg: Any, sam_gpu_gib: float, sam_placement: str | None) -> TrainShape:
@@ -195,6 +206,10 @@ class TrainShape:
             micro_batch=int(actor.ppo_micro_batch_size_per_gpu or 1),
             log_prob_micro_batch=int(rollout.log_prob_micro_batch_size_per_gpu or 1),
             seq_len=int(cfg.data.max_prompt_length) + int(cfg.data.max_response_length),
+            max_model_len=int(
+                rollout.get("max_model_len")
+                or int(cfg.data.max_prompt_length) + int(cfg.data.max_response_length)
+            ),
             use_dynamic_bsz=bool(actor.use_dynamic_bsz),
             max_token_len_per_gpu=int(actor.ppo_max_token_len_per_gpu),
             param_offload=bool(actor.fsdp_config.param_offload),
@@ -210,6 +225,7 @@ class TrainShape:
             sam_gpu_gib=float(sam_gpu_gib),
             sam_placement=sam_placement,
             dataloader_workers=int(cfg.data.get("dataloader_num_workers", 8)),
+            agent_loop_workers=int((rollout.get("agent") or {}).get("num_workers", 8) or 8),
         )
 
 
@@ -270,6 +286,43 @@ class MemoryEstimate:
         )
 
 
+def _host_parts(
+    shape: TrainShape, p: float, params_b: float, grads_b: float, adam_b: float, replicas: int
+) -> dict[str, float]:
+    """Host memory (GiB) by part: offloaded actor state, reference copy, processes, workers, the rank-0
+    init transient (see the module docstring). ``params_b``/``grads_b``/``adam_b``: whole-model GiB."""
+    n = max(1, shape.n_gpus)
+    lora = shape.lora_rank > 0
+    fsdp2_policy = shape.offload_policy and shape.strategy == "fsdp2"
+    host: dict[str, float] = {}
+    if fsdp2_policy:
+        host["host:actor params+grads+adam"] = params_b + grads_b + adam_b
+    else:
+        host["host:actor params"] = params_b if shape.param_offload else 0.0
+        host["host:actor grads"] = grads_b if shape.param_offload else 0.0
+        host["host:adam"] = adam_b if shape.optimizer_offload else 0.0
+    if shape.use_ref and not lora:
+        host["host:reference model (pinned)"] = _bytes_per_param(shape.ref_model_dtype) * p / GIB
+    if lora:
+        host["host:vLLM weights while asleep"] = 2.0 * p / GIB * replicas
+    # trainer workers (1 per GPU), vLLM (a server per replica + a worker per GPU), driver + TaskRunner, SAM
+    procs = n + (replicas + n) + 2 + (1 if shape.sam_placement else 0)
+    host["host:processes"] = procs * PROCESS_HOST_GIB
+    host["host:reward workers"] = shape.reward_workers * REWARD_WORKER_HOST_GIB
+    host["host:agent-loop workers"] = shape.agent_loop_workers * AGENT_LOOP_WORKER_HOST_GIB
+    host["host:ray + transferqueue"] = RAY_SERVICE_HOST_GIB
+    host["host:dataloader"] = shape.dataloader_workers * 0.5
+    # rank 0's full HF copy exists only at init, before gradients and AdamW moments are allocated: it
+    # adds to the peak only where it exceeds what those take later
+    on_host_later = (
+        (grads_b + adam_b)
+        if fsdp2_policy
+        else ((grads_b if shape.param_offload else 0.0) + (adam_b if shape.optimizer_offload else 0.0))
+    )
+    host["host:rank-0 init transient"] = max(0.0, params_b - on_host_later)
+    return host
+
+
 def estimate_memory(shape: TrainShape, model: ModelShape, gpu_gib: float) -> MemoryEstimate:
     """Estimate the memory of a run described by ``shape`` on GPUs of ``gpu_gib`` GiB (see module doc)."""
     n = max(1, shape.n_gpus)
@@ -327,24 +380,11 @@ def estimate_memory(shape: TrainShape, model: ModelShape, gpu_gib: float) -> Mem
     kv_cache = vllm_share - weights_per_gpu - VLLM_ACTIVATION_GIB
     replicas = max(1, n // max(1, shape.tp))
     seqs_per_replica = math.ceil(shape.train_batch_size * shape.rollout_n / replicas)
-    kv_one = shape.seq_len * model.kv_bytes_per_token / GIB / max(1, shape.tp)
+    kv_one = shape.max_model_len * model.kv_bytes_per_token / GIB / max(1, shape.tp)
     parts["kv_one_sequence"] = kv_one
-    kv_needed = seqs_per_replica * kv_one
+    kv_needed = seqs_per_replica * shape.seq_len * model.kv_bytes_per_token / GIB / max(1, shape.tp)
 
-    host: dict[str, float] = {}
-    if fsdp2_policy:
-        host["host:actor params+grads+adam"] = params_b + grads_b + adam_b
-    else:
-        host["host:actor params"] = params_b if shape.param_offload else 0.0
-        host["host:actor grads"] = grads_b if shape.param_offload else 0.0
-        host["host:adam"] = adam_b if shape.optimizer_offload else 0.0
-    if shape.use_ref and not lora:
-        host["host:reference model (pinned)"] = _bytes_per_param(shape.ref_model_dtype) * p / GIB
-    if lora:
-        host["host:vLLM weights while asleep"] = 2.0 * p / GIB * replicas
-    procs = n * 2 + 1 + (1 if shape.sam_placement else 0)
-    host["host:processes"] = procs * PROCESS_HOST_GIB + shape.reward_workers * REWARD_WORKER_HOST_GIB
-    host["host:dataloader"] = shape.dataloader_workers * 0.5
+    host = _host_parts(shape, p, params_b, grads_b, adam_b, replicas)
     parts.update(host)
     notes = [f"model: {model.params / 1e9:.2f} B parameters ({model.source})"]
     if shape.sam_placement == "shared_gpu":

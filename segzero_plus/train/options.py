@@ -10,6 +10,7 @@ verl passes its whole config to a reward manager, so our options live in one sec
       sam: {...}                           # SamOptions: the shared SAM2 scorer (sam_counterfactual only)
       preflight: {...}                     # hardware the profile was written for (check-train only)
       log_every: 256                       # a summary log line every N scored samples per worker
+      step_log: true                       # per-step means of every reward term (train.step_log)
 
 This module imports neither verl nor torch nor ray: the pre-flight and the manager share it.
 """
@@ -23,6 +24,7 @@ from typing import Any
 
 from segzero_plus.prompts import TEMPLATES
 from segzero_plus.rewards import RewardConfig
+from segzero_plus.sam.protocol import PUBLISHED_PROTOCOL, SAM_PROTOCOLS
 
 SECTION = "segzero_plus"
 """Name of our top-level config section."""
@@ -63,6 +65,10 @@ class SamOptions:
     ``checkpoint``: ``{"model": state_dict}`` file; None = random weights (tests and the GPU smoke only).
     ``placement``: one of :data:`SAM_PLACEMENTS`. ``memory_gb``: GPU memory the actor needs (weights,
     encoder activations, embedding cache, CUDA context), used by the pre-flight memory estimate.
+    ``protocol``: how SAM's one mask per prompt set is chosen
+    (:data:`segzero_plus.sam.protocol.SAM_PROTOCOLS`); keep it equal to the evaluation's ``--sam-protocol``
+    (default for both: ``multimask_best``, Seg-Zero's evaluation) so the reward pays for the masks the
+    evaluation measures.
     ``counterfactual``: :class:`segzero_plus.sam.counterfactual.CounterfactualConfig` fields.
     """
 
@@ -79,6 +85,7 @@ class SamOptions:
     namespace: str = "segzero_plus"
     call_timeout_s: float = 300.0
     memory_gb: float = 4.0
+    protocol: str = PUBLISHED_PROTOCOL
     counterfactual: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -90,6 +97,10 @@ class SamOptions:
             raise OptionsError("segzero_plus.sam.cache_size and max_batch must be >= 1")
         if self.call_timeout_s <= 0:
             raise OptionsError("segzero_plus.sam.call_timeout_s must be > 0")
+        if self.protocol not in SAM_PROTOCOLS:
+            raise OptionsError(
+                f"segzero_plus.sam.protocol must be one of {SAM_PROTOCOLS}, got {self.protocol!r}"
+            )
 
     def scorer_spec(self) -> Any:
         """The :class:`segzero_plus.sam.actor.ScorerSpec` for this placement."""
@@ -107,14 +118,20 @@ class SamOptions:
             max_batch=self.max_batch,
             autocast=self.autocast,
             torch_threads=self.torch_threads,
+            require_gpu=self.placement != "cpu",
         )
 
     def counterfactual_config(self) -> Any:
-        """The :class:`segzero_plus.sam.counterfactual.CounterfactualConfig` (unknown keys raise)."""
+        """The :class:`segzero_plus.sam.counterfactual.CounterfactualConfig`, its SAM protocol from
+        ``protocol`` (unknown keys raise)."""
         from segzero_plus.sam.counterfactual import CounterfactualConfig
 
+        if "sam_protocol" in self.counterfactual:
+            raise OptionsError(
+                "segzero_plus.sam.counterfactual.sam_protocol is not allowed: set segzero_plus.sam.protocol"
+            )
         try:
-            return CounterfactualConfig.from_dict(dict(self.counterfactual))
+            return CounterfactualConfig.from_dict({**self.counterfactual, "sam_protocol": self.protocol})
         except (TypeError, ValueError) as exc:
             raise OptionsError(f"segzero_plus.sam.counterfactual: {exc}") from exc
 
@@ -129,6 +146,7 @@ class ManagerOptions:
     sam: SamOptions = field(default_factory=SamOptions)
     preflight: Mapping[str, Any] = field(default_factory=dict)
     log_every: int = 256
+    step_log: bool = True
 
     @property
     def uses_sam(self) -> bool:
@@ -184,6 +202,7 @@ class ManagerOptions:
             sam=sam,
             preflight=dict(data.get("preflight") or {}),
             log_every=log_every,
+            step_log=bool(data.get("step_log", cls.step_log)),
         )
 
     @classmethod

@@ -15,7 +15,17 @@ Checks, in order (each prints OK / WARN / FAIL; any FAIL exits 1):
    --dry-run, against the hardware the profile declares in ``segzero_plus.preflight``.
 7. data: train/val parquet files exist and hold verl training rows that decode, enough rows for one step,
    built with the prompt template the reward expects, with masks when the reward needs them.
-8. files: model folder and SAM checkpoint exist (warnings only with --dry-run).
+8. length: every row's prompt tokens counted with the model's processor as verl counts them; a row
+   verl would drop (``filter_overlong_prompts``) or the agent loop would refuse fails, named.
+9. files: model folder and SAM checkpoint exist (warnings only with --dry-run).
+10. attention: flash-attn importable for verl's default flash_attention_2, or the sdpa profile.
+11. checkpoints: ``trainer.default_local_dir`` holds no checkpoints of another model or config
+    (:mod:`segzero_plus.train.run_manifest`); a passing non-dry run records this run there.
+
+Also: keys verl 0.9.1 accepts but never reads on the v1 path, ``rollout.max_model_len`` and the SAM
+actor's placement (:mod:`segzero_plus.train.run_checks`). On the command line, an unknown key or
+experiment and a missing data file are errors of the input (one ``error:`` line, exit 2); every other
+problem is a FAIL line (exit 1).
 """
 
 from __future__ import annotations
@@ -33,9 +43,18 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from segzero_plus.errors import UserError
 from segzero_plus.paths import REPO_ROOT
 from segzero_plus.train.config_keys import describe_unknown, known_keys, suggest
 from segzero_plus.train.options import SECTION, ManagerOptions, OptionsError
+from segzero_plus.train.run_checks import (
+    check_attention,
+    check_context_length,
+    check_dead_keys,
+    check_prompt_lengths,
+    check_sam_placement,
+)
+from segzero_plus.train.run_manifest import check_folder, write_manifest
 
 DEFAULT_CONFIG_NAME = "segzero_plus_7b"
 MANAGER_CLASS = "SegZeroPlusRewardManager"
@@ -53,11 +72,13 @@ def default_config_dir() -> Path:
 
 @dataclass
 class Finding:
-    """One check's outcome: ``level`` is "ok", "warn" or "fail"."""
+    """One check's outcome: ``level`` is "ok", "warn" or "fail"; ``bad_input``: a fail caused by what the
+    user typed or pointed at (unknown key or experiment, missing file), reported as a CLI error."""
 
     level: str
     check: str
     message: str
+    bad_input: bool = False
 
     def line(self) -> str:
         return f"[{self.level.upper():4}] {self.check}: {self.message}"
@@ -70,8 +91,8 @@ class Report:
     findings: list[Finding] = field(default_factory=list)
     config: DictConfig | None = None
 
-    def add(self, level: str, check: str, message: str) -> None:
-        self.findings.append(Finding(level, check, message))
+    def add(self, level: str, check: str, message: str, bad_input: bool = False) -> None:
+        self.findings.append(Finding(level, check, message, bad_input))
 
     @property
     def failed(self) -> list[Finding]:
@@ -137,6 +158,9 @@ def check_schema(cfg: DictConfig, report: Report) -> bool:
     messages = describe_unknown(cfg, verl_schema(engine), allowed_sections=(SECTION,))
     for message in messages:
         report.add("fail", "schema", message)
+    before = len(report.failed)
+    check_dead_keys(cfg, verl_schema(engine), report)
+    messages = [*messages, *(f.message for f in report.failed[before:])]
     try:
         OmegaConf.to_container(cfg, resolve=True)
     except Exception as exc:  # an ${...} that does not resolve
@@ -415,13 +439,15 @@ def _template_of(prompt: Any, query: str | None) -> str | None:
     return None
 
 
-def check_data(cfg: DictConfig, options: ManagerOptions | None, report: Report, dry_run: bool) -> None:
+def check_data(cfg: DictConfig, options: ManagerOptions | None, report: Report, dry_run: bool) -> list[str]:
+    """Check the data files; returns those that are readable verl training rows (for the length check)."""
     import pyarrow.parquet as pq
 
     from segzero_plus.data.schema import loads_ground_truth, row_kind
     from segzero_plus.data.validation import validate_rows
 
     image_key, prompt_key = str(cfg.data.image_key), str(cfg.data.prompt_key)
+    readable: list[str] = []
     for split, key in (("train", "train_files"), ("val", "val_files")):
         paths = _files(cfg.data.get(key))
         if not paths:
@@ -436,6 +462,7 @@ def check_data(cfg: DictConfig, options: ManagerOptions | None, report: Report, 
                     level,
                     "data",
                     f"data.{key}: {path} does not exist" + (" (dry run: not checked)" if dry_run else ""),
+                    bad_input=not dry_run,
                 )
                 total = -1
                 continue
@@ -461,6 +488,7 @@ def check_data(cfg: DictConfig, options: ManagerOptions | None, report: Report, 
                         "fail", "data", f"{path}: no column '{col}' (data.image_key / data.prompt_key)"
                     )
             total = total + pf.metadata.num_rows if total >= 0 else total
+            readable.append(str(p))
             rows = next(pf.iter_batches(batch_size=DATA_ROWS_CHECKED)).to_pylist()
             vr = validate_rows(rows, "training", path=str(p))
             if not vr.ok:
@@ -504,6 +532,7 @@ def check_data(cfg: DictConfig, options: ManagerOptions | None, report: Report, 
                         steps = min(steps, _int(cfg.trainer.total_training_steps))
                     extra = f", {steps} training step(s)"
                 report.add("ok", "data", f"{split}: {total} rows in {len(paths)} file(s){extra}")
+    return readable
 
 
 def check_files(cfg: DictConfig, options: ManagerOptions | None, report: Report, dry_run: bool) -> None:
@@ -551,14 +580,21 @@ def run_preflight(
     try:
         cfg = compose(config_name, overrides, config_dir)
     except Exception as exc:
-        report.add("fail", "compose", f"{config_name} with {list(overrides)}: {_explain_compose_error(exc)}")
+        report.add(
+            "fail",
+            "compose",
+            f"{config_name} with {list(overrides)}: {_explain_compose_error(exc)}",
+            bad_input=True,
+        )
         return report
     report.config = cfg
     report.add("ok", "compose", f"{config_name} composes ({len(overrides)} override(s))")
     if not check_schema(cfg, report):
         return report
     options = check_reward(cfg, report)
+    check_sam_placement(options, report)
     check_batch(cfg, report)
+    check_context_length(cfg, report)
     pre = dict(options.preflight) if options else {}
     if dry_run:
         report.add("ok", "gpus", "dry run: GPU presence not checked")
@@ -577,8 +613,14 @@ def run_preflight(
         host = host_available_gib() if host_gib is None else host_gib
         if gpus:
             check_memory(cfg, options, report, min(gpus), host, where="this machine")
-    check_data(cfg, options, report, dry_run)
+    lengths_ok = check_data(cfg, options, report, dry_run)
+    if lengths_ok:
+        check_prompt_lengths(cfg, lengths_ok, report)
     check_files(cfg, options, report, dry_run)
+    check_attention(cfg, report, dry_run)
+    check_folder(cfg, report)
+    if report.ok and not dry_run:
+        report.add("ok", "checkpoints", f"run recorded in {write_manifest(cfg)}")
     return report
 
 
@@ -621,6 +663,9 @@ def _cli(args: argparse.Namespace) -> int:
         if args.experiments:
             print(f"=== check-train {args.config_name} {' '.join(overrides)}")
         report = run_preflight(args.config_name, overrides, args.config_dir, dry_run=args.dry_run)
+        bad_input = [f for f in report.failed if f.bad_input]
+        if bad_input:
+            raise UserError(f"check-train: {bad_input[0].message}")
         if args.print_config and report.config is not None:
             print(OmegaConf.to_yaml(report.config, resolve=True))
         print(report.text())

@@ -52,8 +52,10 @@ def rollout_dataproto(
     from qwen_vl_utils import process_vision_info
     from transformers import Qwen2_5_VLForConditionalGeneration
 
+    from segzero_plus.model_folders import load_pretrained_model
+
     tokenizer, processor = dataset.tokenizer, dataset.processor
-    model = Qwen2_5_VLForConditionalGeneration.from_pretrained(str(model_dir)).eval()
+    model = load_pretrained_model(Qwen2_5_VLForConditionalGeneration, model_dir).eval()
     eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
     if sample_seed is None:
         generate_options: dict[str, Any] = {"do_sample": False}

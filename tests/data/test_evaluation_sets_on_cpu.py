@@ -21,6 +21,7 @@ from segzero_plus.data.reasonseg import rasterise_lisa, read_lisa_json
 from segzero_plus.data.refcoco import ReferDataset
 from segzero_plus.data.schema import EVAL_SCHEMA
 from segzero_plus.data.segzero_layout import import_segzero_eval
+from segzero_plus.errors import UserError
 from segzero_plus.masks import decode_rle, polygons_to_mask
 from segzero_plus.metrics import intersection_union
 
@@ -139,7 +140,7 @@ def test_refcoco_per_expression_and_per_instance(refer_eval_layout, tmp_path):
         assert (decode_rle(row["mask"]) == refer.ann_mask(row["ann_id"])).all()
         file = refer.image_file(int(row["image_id"]), images_dir)
         assert row["image"] == file.read_bytes()  # original JPEG kept byte for byte
-    with pytest.raises(ValueError, match="no refs"):
+    with pytest.raises(UserError, match="no refs"):
         prepare_refer_eval(
             *refer_eval_layout, tmp_path / "x.parquet", dataset="refcoco", split="train", progress=False
         )

@@ -9,6 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from segzero_plus.data import io as dio
+from segzero_plus.errors import UserError
 
 SCHEMA = pa.schema([("id", pa.string()), ("value", pa.int64()), ("blob", pa.binary())])
 
@@ -65,7 +66,7 @@ def test_interrupted_conversion_resumes_to_identical_file(tmp_path, monkeypatch)
     assert res.notes == clean.notes and res.skipped == clean.skipped
 
 
-def test_partial_work_with_other_parameters_is_discarded(tmp_path, monkeypatch):
+def test_partial_work_with_other_parameters_is_refused_then_discarded_with_overwrite(tmp_path, monkeypatch):
     out = tmp_path / "x.parquet"
     real_write = dio._write_part
 
@@ -82,8 +83,32 @@ def test_partial_work_with_other_parameters_is_discarded(tmp_path, monkeypatch):
         )
     monkeypatch.setattr(dio, "_write_part", real_write)
     conv = functools.partial(_square_chunk, offset=1000)
+    with pytest.raises(
+        UserError, match=r"partial work of another run \(option offset: 0 -> 1000\).*--overwrite"
+    ):
+        dio.convert_to_parquet(
+            list(range(10)), conv, out, SCHEMA, chunk_size=3, params={"offset": 1000}, progress=False
+        )
+    with pytest.raises(UserError, match="input data added or removed"):
+        dio.convert_to_parquet(
+            list(range(10)),
+            _square_chunk,
+            out,
+            SCHEMA,
+            chunk_size=3,
+            params={"offset": 0},
+            inputs={"data": "another digest"},
+            progress=False,
+        )
     res = dio.convert_to_parquet(
-        list(range(10)), conv, out, SCHEMA, chunk_size=3, params={"offset": 1000}, progress=False
+        list(range(10)),
+        conv,
+        out,
+        SCHEMA,
+        chunk_size=3,
+        params={"offset": 1000},
+        overwrite=True,
+        progress=False,
     )
     assert res.resumed_chunks == 0
     assert pq.read_table(out).column("value").to_pylist()[0] == 1000
@@ -106,7 +131,7 @@ def test_shards_split_rows_in_order(tmp_path):
 
 
 def test_duplicate_ids_are_refused(tmp_path):
-    with pytest.raises(ValueError, match="duplicate"):
+    with pytest.raises(UserError, match="duplicate"):
         dio.convert_to_parquet(
             list(range(4)),
             lambda items: dio.ChunkOutput(rows=[{"id": "same", "value": i, "blob": b""} for i in items]),

@@ -122,3 +122,43 @@ def test_prompt_length_is_checked_with_the_processor(training_rows, tiny_qwen_di
     assert validate_file(path, processor=str(tiny_qwen_dir), max_prompt_length=1300).ok
     short = validate_file(path, processor=str(tiny_qwen_dir), max_prompt_length=900)  # 900 image tokens alone
     assert short.problems == {"prompt_too_long": 3}
+
+
+def test_unusable_coordinates_and_queries_are_rejected_by_row_id(training_rows, scenes, tmp_path, capsys):
+    rows = copy.deepcopy(training_rows[:5])
+    rid = [r["extra_info"]["id"] for r in rows]
+    _set_gt(rows[0], bbox=[float("nan"), 10, 20, 30])
+    _set_gt(rows[1], points=[[-3, 4], [5, 6]])
+    _set_gt(rows[2], bbox=[1, 2, float("inf"), 4])
+    rows[3]["extra_info"] = {**rows[3]["extra_info"], "query": "  "}
+    path = tmp_path / "t.parquet"
+    pq.write_table(pa.Table.from_pylist(rows, schema=TRAINING_SCHEMA), path)
+    report = validate_file(path)
+    assert report.first_bad_ids == {"coordinates_invalid": rid[:3], "query_empty": [rid[3]]}
+    assert report.bad_rows == [0, 1, 2, 3]
+    assert cli_main(["validate-data", str(path), "--no-progress", "--skip-bad"]) == 0
+    printed = capsys.readouterr().out
+    assert "coordinates_invalid: 3" in printed and rid[0] in printed
+    assert [r["extra_info"]["id"] for r in pq.read_table(tmp_path / "t.clean.parquet").to_pylist()] == [
+        rid[4]
+    ]
+    evals = scenes_to_eval_rows(scenes[:2])
+    evals[0]["query"] = ""
+    epath = tmp_path / "e.parquet"
+    pq.write_table(pa.Table.from_pylist(evals, schema=EVAL_SCHEMA), epath)
+    assert validate_file(epath).first_bad_ids == {"query_empty": [evals[0]["id"]]}
+
+
+def test_skip_bad_keeps_the_pixels_of_a_16_bit_image(training_rows, tmp_path):
+    rows = copy.deepcopy(training_rows[:1])
+    grey = np.asarray(Image.open(io.BytesIO(rows[0]["images"][0]["bytes"])).convert("L"))
+    buf = io.BytesIO()
+    Image.fromarray(grey.astype(np.uint16) * 257).save(buf, format="PNG")
+    rows[0]["images"] = [{"bytes": buf.getvalue(), "path": None}]
+    path = tmp_path / "t16.parquet"
+    pq.write_table(pa.Table.from_pylist(rows, schema=TRAINING_SCHEMA), path)
+    report = validate_file(path)
+    assert report.ok and report.notes["image_scaled_to_8_bits"] == 1
+    out = write_clean(path, tmp_path / "clean.parquet", report)
+    cleaned = Image.open(io.BytesIO(pq.read_table(out).to_pylist()[0]["images"][0]["bytes"]))
+    assert cleaned.mode == "RGB" and np.array_equal(np.asarray(cleaned)[..., 0], grey)  # not all white

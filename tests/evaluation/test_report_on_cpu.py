@@ -58,7 +58,13 @@ def runs(tmp_path_factory, scenes, tiny_sam_checkpoint):
     return out
 
 
-def _fake_run(root: Path, name: str, by_split: dict[str, tuple[float, float]], complete: bool = True) -> Path:
+def _fake_run(
+    root: Path,
+    name: str,
+    by_split: dict[str, tuple[float, float]],
+    complete: bool = True,
+    protocol: str | None = "multimask_best",
+) -> Path:
     run = root / name
     run.mkdir()
     splits = {
@@ -75,7 +81,10 @@ def _fake_run(root: Path, name: str, by_split: dict[str, tuple[float, float]], c
         }
         for key, (g, c) in by_split.items()
     }
-    (run / "metrics.json").write_text(json.dumps({"name": name, "complete": complete, "by_split": splits}))
+    metrics = {"name": name, "complete": complete, "by_split": splits}
+    if protocol is not None:  # None: a metrics.json written before the setting existed
+        metrics["config"] = {"sam_protocol": protocol}
+    (run / "metrics.json").write_text(json.dumps(metrics))
     return run
 
 
@@ -98,15 +107,31 @@ def test_headline_table_uses_each_benchmarks_metric(tmp_path):
     text = render_report([a, b])
     lines = text.splitlines()
     header = next(line for line in lines if line.startswith("| Method |"))
-    assert header == "| Method | RefCOCOg (test, cIoU) | ReasonSeg (test, gIoU) |"
-    assert "| Seg-Zero | 72.6 | 57.5 |" in lines
-    assert "| Seg-Zero++ | **74.0*** | **59.0*** |" in lines
-    assert "incomplete run" in text
+    assert header == "| Method | RefCOCOg (test, cIoU) | ReasonSeg (test, gIoU) | SAM protocol |"
+    assert "| Seg-Zero | 72.6 | 57.5 | multimask_best |" in lines
+    assert "| Seg-Zero++ | **74.0*** | **59.0*** | multimask_best |" in lines
+    assert "incomplete run" in text and "†" not in text
     assert any(
-        line.startswith("| Seg-Zero | reasonseg / val | 10 | 62.60 | 62.00 | 1 (unparseable_answer 1)")
+        line.startswith(
+            "| Seg-Zero | reasonseg / val | multimask_best | 10 | 62.60 | 62.00 | 1 (unparseable_answer 1)"
+        )
         for line in lines
     )
     assert family("refcocoplus_unc_per_expression") == "RefCOCO+" and family("refcoco_unc_x") == "RefCOCO"
+
+
+def test_report_states_the_sam_protocol_of_every_number(tmp_path):
+    """Each row names the protocol that produced it; numbers not produced under Seg-Zero's protocol are
+    marked as not comparable with published ones (a metrics.json without the setting: single_mask)."""
+    a = _fake_run(tmp_path, "ours, published protocol", {"reasonseg/test": (0.6, 0.5)})
+    b = _fake_run(tmp_path, "ours, single mask", {"reasonseg/test": (0.58, 0.5)}, protocol="single_mask")
+    c = _fake_run(tmp_path, "old run", {"reasonseg/test": (0.55, 0.5)}, protocol=None)
+    lines = render_report([a, b, c]).splitlines()
+    assert "| ours, published protocol | — | **60.0** | multimask_best |" in lines
+    assert "| ours, single mask | — | 58.0† | single_mask |" in lines
+    assert "| old run | — | 55.0† | single_mask |" in lines
+    assert any(line.startswith("† SAM protocol other than Seg-Zero's (multimask_best)") for line in lines)
+    assert any(line.startswith("| old run | reasonseg / test | single_mask | 10 |") for line in lines)
 
 
 def test_report_of_real_runs_and_the_cli(tmp_path, runs, capsys):
@@ -117,9 +142,10 @@ def test_report_of_real_runs_and_the_cli(tmp_path, runs, capsys):
     out = tmp_path / "report.md"
     assert main(["report", str(with_dir), str(without_dir), "--out", str(out)]) == 0
     text = out.read_text()
-    assert "| Method | RefCOCOg | ReasonSeg | lookalike (val, gIoU) |" in text
+    assert "| Method | RefCOCOg | ReasonSeg | lookalike (val, gIoU) | SAM protocol |" in text
+    assert with_m["config"]["sam_protocol"] == "multimask_best"  # the evaluation's default
     g = 100 * with_m["by_split"]["lookalike/val"]["gIoU"]
-    assert re.search(rf"\| with negatives \| — \| — \| (\*\*)?{g:.1f}(\*\*)? \|", text)
+    assert re.search(rf"\| with negatives \| — \| — \| (\*\*)?{g:.1f}(\*\*)? \| multimask_best \|", text)
     assert "1 (unparseable_answer 1)" in text
     assert main(["report", str(tmp_path / "nothing")]) == 2
     assert "no metrics.json" in capsys.readouterr().err

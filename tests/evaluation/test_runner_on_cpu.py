@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -11,20 +13,23 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
+from PIL import Image
 
 from segzero_plus.data.lookalike import scene_row_id, write_scenes_eval
+from segzero_plus.errors import UserError
 from segzero_plus.evaluation.runner import (
     METRICS_FILE,
     SAMPLES_FILE,
     EvalConfig,
     LocalPool,
-    RunError,
     build_evaluator,
     main,
     run_evaluation,
 )
 from segzero_plus.evaluation.synthetic import scene_answer
+from segzero_plus.masks import encode_rle
 
 REPO = Path(__file__).resolve().parents[2]
 VOLATILE = {"timings", "chunk", "shard"}
@@ -114,6 +119,8 @@ def test_kill9_then_rerun_equals_uninterrupted(tmp_path, replay_data, tiny_sam_c
     )
     assert done.returncode == 0, done.stderr[-2000:]
 
+    # exact, by construction: a resumed chunk is the same computation as in the fresh run (same rows,
+    # same decoder batches, one torch thread in both processes), not a second code path
     m_resumed = json.loads((killed / METRICS_FILE).read_text())
     m_fresh = json.loads((fresh / METRICS_FILE).read_text())
     assert m_resumed["complete"] and m_resumed["n_expected"] == 12
@@ -156,7 +163,7 @@ def test_resume_with_the_tiny_model_matches_a_single_run(
     assert single["overall"]["sum_U"] == sum(int(s.target_mask.sum()) for s in scenes[:5])
     assert single["overall"]["gt_prompt"]["n"] == 5
 
-    with pytest.raises(RunError, match="other settings"):
+    with pytest.raises(UserError, match='option template: "negative_point" -> "original"'):
         run_evaluation(EvalConfig(**{**cfg("a").__dict__, "template": "original"}), pool=pool, progress=False)
 
 
@@ -216,6 +223,8 @@ def test_ray_shards_equal_a_local_run(tmp_path, replay_data, tiny_sam_checkpoint
             torch_threads=1,
         )
 
+    # exact, by construction: a shard evaluates whole chunks exactly as the local run does (same rows,
+    # decoder batches and one torch thread), only in another process
     sharded = run_evaluation(cfg("ray", 2), progress=False)
     local = run_evaluation(cfg("local", 1), progress=False)
     assert sharded["throughput"]["shards"] == 2
@@ -225,3 +234,110 @@ def test_ray_shards_equal_a_local_run(tmp_path, replay_data, tiny_sam_checkpoint
     recs = _read(tmp_path / "ray" / SAMPLES_FILE)
     assert {r["shard"] for r in recs} == {0, 1} and len(recs) == 9
     assert _stable(recs) == _stable(_read(tmp_path / "local" / SAMPLES_FILE))
+
+
+def test_sam_protocol_is_a_result_setting_with_seg_zeros_default(tmp_path, tiny_qwen_dir):
+    """The CLI defaults to Seg-Zero's protocol (for comparisons with published numbers); the protocol is
+    one of the settings a run directory records and refuses to resume with a different value."""
+    import argparse
+
+    from segzero_plus.evaluation.runner import RESULT_KEYS, add_arguments, config_from_args
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    base = ["--data", "x.parquet", "--out", str(tmp_path / "o"), "--model", str(tiny_qwen_dir)]
+    cfg = config_from_args(parser.parse_args([*base, "--sam-checkpoint", "random"]))
+    assert "sam_protocol" in RESULT_KEYS and cfg.result_settings()["sam_protocol"] == "multimask_best"
+    args = parser.parse_args([*base, "--sam-checkpoint", "random", "--sam-protocol", "single_mask"])
+    assert config_from_args(args).result_settings()["sam_protocol"] == "single_mask"
+    with pytest.raises(SystemExit):
+        parser.parse_args([*base, "--sam-checkpoint", "random", "--sam-protocol", "best"])
+
+
+# ------------------------------------------------------------------ nothing lost, nothing mixed
+def _evaluate(data, responses, out, sam, *extra) -> int:
+    from segzero_plus.cli import main as cli_main
+
+    return cli_main(["evaluate", *_cli_args(data, responses, out, sam), *map(str, extra)])
+
+
+def test_overwrite_keeps_the_old_run_until_the_new_one_is_complete(
+    tmp_path, replay_data, tiny_sam_checkpoint, capsys
+):
+    data, responses = replay_data
+    out = tmp_path / "run"
+    assert _evaluate(data, responses, out, tiny_sam_checkpoint) == 0
+    before = {name: (out / name).read_bytes() for name in (SAMPLES_FILE, METRICS_FILE, "run.json")}
+    truncated = tmp_path / "truncated.pt"
+    truncated.write_bytes(Path(tiny_sam_checkpoint[1]).read_bytes()[:1000])
+    broken = (tiny_sam_checkpoint[0], truncated)
+    assert _evaluate(data, responses, out, broken, "--overwrite") == 2
+    assert "unreadable or corrupt" in capsys.readouterr().err
+    assert {name: (out / name).read_bytes() for name in before} == before
+    assert _evaluate(data, responses, out, tiny_sam_checkpoint, "--template", "original") == 2
+    assert 'option template: "negative_point" -> "original"' in capsys.readouterr().err
+    assert _evaluate(data, responses, out, tiny_sam_checkpoint, "--template", "original", "--overwrite") == 0
+    assert json.loads((out / "run.json").read_text())["settings"]["template"] == "original"
+    assert not any(p.name.startswith(".run.") and p.is_dir() for p in tmp_path.iterdir())
+    (out / "notes.txt").write_text("mine")
+    assert _evaluate(data, responses, out, tiny_sam_checkpoint, "--overwrite") == 2
+    assert "holds files evaluate did not write (notes.txt)" in capsys.readouterr().err
+
+
+def test_a_corrupt_record_costs_one_sample_and_changed_data_is_refused(
+    tmp_path, replay_data, tiny_sam_checkpoint, capsys
+):
+    data, responses = tmp_path / "data.parquet", replay_data[1]
+    shutil.copy(replay_data[0], data)
+    out = tmp_path / "run"
+    assert _evaluate(data, responses, out, tiny_sam_checkpoint) == 0
+    clean = json.loads((out / METRICS_FILE).read_text())
+    lines = (out / SAMPLES_FILE).read_bytes().split(b"\n")
+    lines[5] = lines[5][:40]  # a corrupt record in the middle
+    (out / SAMPLES_FILE).write_bytes(b"\n".join(lines))
+    assert _evaluate(data, responses, out, tiny_sam_checkpoint) == 0
+    again = json.loads((out / METRICS_FILE).read_text())
+    assert again["throughput"]["samples_this_session"] == 1  # the 6 valid records after it were kept
+    assert _metrics_core(again) == _metrics_core(clean)
+    pq.write_table(pq.read_table(data).take(list(range(11, -1, -1))), data)  # regenerated, reordered
+    assert _evaluate(data, responses, out, tiny_sam_checkpoint) == 2
+    err = capsys.readouterr().err
+    assert "holds results of another run (input data[0] changed)" in err and "--overwrite" in err
+
+
+def test_bad_rows_are_recorded_as_failures_and_never_stop_the_run(
+    tmp_path, scenes, tiny_sam_checkpoint, capsys
+):
+    from segzero_plus.data.io import write_rows
+    from segzero_plus.data.lookalike import scenes_to_eval_rows
+    from segzero_plus.data.schema import EVAL_SCHEMA
+
+    rows = scenes_to_eval_rows(scenes[:6])
+    rows[0]["image"] = b"\xff\xd8\xff garbage"
+    rows[1]["mask"] = None
+    rows[2]["query"] = " "
+    rows[3]["mask"] = encode_rle(np.zeros((rows[3]["height"], rows[3]["width"]), bool))
+    grey16 = np.asarray(Image.open(io.BytesIO(rows[4]["image"])).convert("L")).astype(np.uint16) * 257
+    buf = io.BytesIO()
+    Image.fromarray(grey16).save(buf, format="PNG")
+    rows[4]["image"] = buf.getvalue()  # 16-bit: decoded by scaling, evaluated normally
+    data = tmp_path / "bad.parquet"
+    write_rows(rows, EVAL_SCHEMA, data)
+    responses = tmp_path / "r.jsonl"
+    responses.write_text("".join(json.dumps({"id": r["id"], "response": "x"}) + "\n" for r in rows))
+    out = tmp_path / "run"
+    assert _evaluate(data, responses, out, tiny_sam_checkpoint) == 0
+    recs = {r["id"]: r for r in _read(out / SAMPLES_FILE)}
+    metrics = json.loads((out / METRICS_FILE).read_text())
+    assert metrics["complete"] and metrics["overall"]["n"] == 6
+    failures = {rid: (r["failure"], r["failure_detail"]) for rid, r in recs.items()}
+    assert failures[rows[0]["id"]][0] == "image_error" and "cannot decode image" in failures[rows[0]["id"]][1]
+    assert failures[rows[1]["id"]][0] == "invalid_row" and "ground-truth mask" in failures[rows[1]["id"]][1]
+    assert failures[rows[2]["id"]] == ("invalid_row", "empty query")
+    assert failures[rows[3]["id"]] == ("invalid_row", "empty ground-truth mask")
+    assert failures[rows[4]["id"]][0] == "unparseable_answer"  # the 16-bit image itself was fine
+    assert metrics["overall"]["failure_reasons"] == {
+        "image_error": 1,
+        "invalid_row": 3,
+        "unparseable_answer": 2,
+    }

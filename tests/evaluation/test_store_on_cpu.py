@@ -47,3 +47,23 @@ def test_half_written_chunk_is_not_done_and_newest_records_win(tmp_path):
     with pytest.raises(ValueError, match="do not match"):
         final.commit(0, [{"id": "zzz"}])
     assert all(json.loads(line)["chunk"] in (0, 1) for line in path.read_text().splitlines())
+
+
+def test_a_corrupt_record_costs_only_that_record(tmp_path):
+    path = tmp_path / "s.jsonl"
+    chunks = chunk_ids([f"s{i}" for i in range(40)], 4)
+    store = ChunkStore(path, chunks, int_keys=("I", "U"))
+    for k, ids in enumerate(chunks):
+        store.commit(k, [{"id": i, "I": 1, "U": 2} for i in ids])
+    lines = path.read_bytes().split(b"\n")
+    lines[5] = b'{"id": "s5", "I": 1, "U'  # a corrupt line in the middle (chunk 1)
+    lines[22] = b'{"id": "s22", "chunk": 5, "I": "x", "U": 2}'  # valid JSON, but not a valid record
+    path.write_bytes(b"\n".join(lines))
+    again = ChunkStore(path, chunks, int_keys=("I", "U"))
+    assert again.todo == [1, 5]
+    assert again.n_done_samples == 32  # the 35 valid records after the corrupt line are kept
+    assert len(read_jsonl(path)) == 39
+    again.commit(1, [{"id": i, "I": 0, "U": 2} for i in chunks[1]])
+    again.commit(5, [{"id": i, "I": 0, "U": 2} for i in chunks[5]])
+    final = ChunkStore(path, chunks, int_keys=("I", "U"))
+    assert final.todo == [] and [r["id"] for r in final.records()] == [i for c in chunks for i in c]

@@ -19,6 +19,7 @@ from segzero_plus.sam.actor import (  # noqa: E402
     get_scorer_actor,
 )
 from segzero_plus.sam.scorer import PromptSet  # noqa: E402
+from segzero_plus.testing.agreement import MAX_FLIPPED_SHARE  # noqa: E402
 
 pytestmark = pytest.mark.slow
 NAMESPACE = "segzero_plus_tests"
@@ -86,7 +87,10 @@ def test_two_workers_share_one_scorer(ray_local, spec, scenes):
     pids = ray.get([wk.scorer_pid.remote() for wk in workers])
     assert pids[0] == pids[1]  # one scorer process for both workers
     masks = ray.get([wk.score.remote("shared-image", image, prompts) for wk in workers for _ in range(3)])
-    assert all(m == masks[0] for m in masks)
+    # the actor batches concurrent calls as they arrive, so the six answers may come from different
+    # decoder batches: equal up to pixels at the logit threshold
+    slack = MAX_FLIPPED_SHARE * h * w
+    assert all(abs(int(a) - int(b)) <= slack for m in masks for a, b in zip(m, masks[0], strict=True))
     handle = ray.get_actor(name, namespace=NAMESPACE)
     stats = ray.get(handle.stats.remote())
     assert stats["images_encoded"] == 1  # the shared image was encoded once
@@ -203,5 +207,46 @@ def test_ray_parallel_mining_equals_in_process(ray_local, tiny_sam_checkpoint, s
     local = mine_parquet(src, tmp_path / "local.parquet", num_workers=0, **kwargs)
     parallel = mine_parquet(src, tmp_path / "ray.parquet", num_workers=2, **kwargs)
     assert parallel["images_encoded_now"] == local["images_encoded_now"] == 4
+    # exact, by construction: every shard is the same computation in either place (same rows, decoder
+    # batches and one torch thread), not two code paths
     assert parallel["coverage"] == local["coverage"]
     assert pq.read_table(tmp_path / "ray.parquet").equals(pq.read_table(tmp_path / "local.parquet"))
+
+
+def test_the_actor_name_is_keyed_by_the_spec(ray_local, spec):
+    """A later job (or another experiment) asking for other SAM weights gets its own scorer."""
+    import dataclasses
+
+    from segzero_plus.sam.actor import scorer_actor_name
+
+    other = dataclasses.replace(spec, checkpoint=None)  # random weights, e.g. a smoke test's
+    assert scorer_actor_name(spec) != scorer_actor_name(other)
+    assert scorer_actor_name(spec) == scorer_actor_name(dataclasses.replace(spec))
+
+
+def test_a_scorer_that_needs_a_gpu_fails_loudly_without_one(ray_local, spec):
+    import dataclasses
+
+    client = SamScorerClient(
+        dataclasses.replace(spec, require_gpu=True), name="scorer-gpu", namespace=NAMESPACE, call_timeout_s=60
+    )
+    with pytest.raises(SamUnavailableError, match="NoGpuVisibleError"):
+        client.check_started()
+
+
+def test_the_scorer_ends_with_the_worker_that_created_it(ray_local, spec):
+    """Not detached: when the job's reward workers end, their scorer is freed (nothing lingers on a
+    persistent cluster for the next job to pick up)."""
+    name = "scorer-owned"
+    worker = _make_worker_class().remote(spec, name)
+    ray.get(worker.scorer_pid.remote())
+    assert ray.get_actor(name, namespace=NAMESPACE)
+    ray.kill(worker)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            ray.get_actor(name, namespace=NAMESPACE)
+        except ValueError:
+            return
+        time.sleep(0.5)
+    pytest.fail("the scorer outlived the worker that created it")

@@ -53,8 +53,11 @@ def test_tiny_config_is_small_and_256():
     assert len(model.image_encoder.trunk.blocks) == 5
 
 
-def test_checkpoint_roundtrip_and_seed(tiny_sam_checkpoint, tmp_path):
-    config_name, path = tiny_sam_checkpoint
+def test_checkpoint_roundtrip_and_seed(tmp_path):
+    # a checkpoint written here and now, not the cached fixture: random initialisation differs between
+    # CPU kinds (torch's vectorised kernels), and a cache may have been built on another machine
+    config_name = "tiny_test"
+    path = write_random_checkpoint(tmp_path / "seed0.pt", config_name, seed=0)
     from_file = build_sam2_model(config_name, path)
     from_seed = build_sam2_model(config_name, None, seed=0)
     assert _same_weights(from_file, from_seed)
@@ -166,6 +169,29 @@ def test_build_inside_running_hydra_app(tiny_sam_checkpoint, tmp_path):
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "BUILT" in proc.stdout
+
+
+class _RunsCode:
+    """Pickles as a call of ``os.system`` (what a malicious checkpoint does)."""
+
+    def __init__(self, command: str) -> None:
+        self.command = command
+
+    def __reduce__(self):
+        return (os.system, (self.command,))
+
+
+def test_a_checkpoint_that_runs_code_is_refused_unread(tiny_sam_checkpoint, tmp_path):
+    """SAM2 checkpoints are read with torch's weights-only unpickler: a payload is refused, not run."""
+    _, good = tiny_sam_checkpoint
+    marker = tmp_path / "pwned"
+    evil = tmp_path / "evil.pt"
+    payload = torch.load(good, weights_only=True)
+    payload["extra"] = _RunsCode(f"touch {marker}")
+    torch.save(payload, evil)
+    with pytest.raises(SamCheckpointError, match=r"(?s)evil\.pt is unreadable.*GLOBAL (posix|nt)\.system"):
+        build_sam2_model("tiny_test", evil)
+    assert not marker.exists()
 
 
 def test_config_from_a_yaml_path_builds_like_the_named_config(tmp_path):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from segzero_plus.sam.actor import SamUnavailableError
 from segzero_plus.sam.build import build_sam2_model
@@ -80,7 +82,10 @@ def test_gain_scale_clip_and_inside_penalty():
     assert t["neg_reward"] == pytest.approx(-0.5 - 0.4)
     # a point outside the image is not "inside"; prompt_hw maps points into the gt frame
     t = counterfactual_terms([_res(CLEAN), _res(LEAKY)], GT, [(100, 100), (20, 20)], cfg, prompt_hw=(40, 40))
-    assert t["neg_inside_gt"] == pytest.approx(0.5)
+    assert t["neg_inside_gt"] == 1.0 and t["neg_reward"] == pytest.approx(0.5 - 0.4)
+    # the penalty is per negative inside: two inside cost twice one
+    t = counterfactual_terms([_res(LEAKY), _res(LEAKY)], GT, [(10, 10), (11, 11)], cfg)
+    assert t["neg_inside_gt"] == 2.0 and t["neg_reward"] == pytest.approx(-0.8)
 
 
 def test_leave_one_out_credits_each_negative():
@@ -90,9 +95,53 @@ def test_leave_one_out_credits_each_negative():
         [_res(CLEAN), _res(LEAKY), _res(LEAKY), _res(CLEAN)], GT, [(17, 10), (0, 0)], cfg
     )
     assert t["neg_loo_min"] == 0.0
-    assert t["neg_gain"] == pytest.approx((1 - 100 / 150) / 2)
+    assert t["neg_gain"] == pytest.approx(1 - 100 / 150)  # the sum: the useless one adds nothing
     with pytest.raises(ValueError, match="expected 4 mask results"):
         counterfactual_terms([_res(CLEAN), _res(LEAKY)], GT, [(17, 10), (0, 0)], cfg)
+
+
+def _padded_results(results, n_neg, n_pad, leave_one_out):
+    """SAM's masks when ``n_pad`` useless negatives are appended (they change no mask): full, base and,
+    with leave-one-out, dropping a useless one gives the full mask again."""
+    if n_neg + n_pad == 0:
+        return results
+    full = results[0]
+    base = results[1] if n_neg else full
+    loo = list(results[2:]) if n_neg > 1 else ([base] if n_neg == 1 else [])
+    if not leave_one_out:
+        return [full, base]
+    return [full, base, *loo, *([full] * n_pad)] if n_neg + n_pad > 1 else [full, base]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.sampled_from([(10, 10), (6, 6), (17, 10), (2, 17)]), min_size=1, max_size=3),
+    st.integers(1, 3),
+    st.booleans(),
+    st.lists(st.sampled_from(["clean", "leaky", "cut"]), min_size=5, max_size=5),
+)
+def test_useless_negatives_never_dilute_the_penalty_or_a_harmful_credit(negs, n_pad, loo, kinds):
+    """Negatives inside the target (10, 10), (6, 6) or outside (17, 10), (2, 17); padding with points off
+    the target that SAM ignores must not raise ``neg_reward`` (a share or a mean would)."""
+    masks = {"clean": CLEAN, "leaky": LEAKY, "cut": GT & ~_rect(20, 20, 5, 5, 10, 15)}
+    n = len(negs)
+    expected = 2 + (n if loo and n > 1 else 0)
+    results = [_res(masks[k]) for k in kinds[:expected]]
+    cfg = CounterfactualConfig(gain_scale=5.0, gain_clip=1.0, inside_penalty=0.5, leave_one_out=loo)
+    padding = [(0, 0), (19, 0), (0, 19)][:n_pad]
+    before = counterfactual_terms(results, GT, negs, cfg)
+    after = counterfactual_terms(_padded_results(results, n, n_pad, loo), GT, negs + padding, cfg)
+    assert after["neg_inside_gt"] == before["neg_inside_gt"] == sum(1 for p in negs if GT[p[1], p[0]])
+    assert after["neg_reward"] == pytest.approx(before["neg_reward"])
+
+
+def test_the_inside_penalty_reads_only_the_target():
+    """A negative hugging the target from outside pays no penalty, and neither does one in the middle
+    of a look-alike: the penalty never favours the target's edge."""
+    cfg = CounterfactualConfig(inside_penalty=0.5)
+    for point in [(15, 10), (4, 10), (10, 4), (19, 19)]:  # just outside the 5..14 square, or far off it
+        assert counterfactual_terms([_res(LEAKY), _res(LEAKY)], GT, [point], cfg)["neg_reward"] == 0.0
+    assert counterfactual_terms([_res(LEAKY), _res(LEAKY)], GT, [(14, 14)], cfg)["neg_reward"] == -0.5
 
 
 def test_config_validation_and_from_dict():
@@ -172,3 +221,35 @@ def test_async_variant_matches(tiny_sam_checkpoint, scenes):
             raise SamUnavailableError("gone")
 
     assert asyncio.run(counterfactual_reward_async(DownClient(), *args))["sam_failed"] == 1.0
+
+
+def test_the_reward_asks_sam_under_the_configured_protocol(tiny_sam_checkpoint, scenes):
+    """The SAM calls of the reward use ``config.sam_protocol`` (default: the evaluation's multimask_best),
+    sync and async alike, and the terms are those of masks chosen under that protocol."""
+    import asyncio
+
+    from segzero_plus.sam.counterfactual import counterfactual_reward_async
+    from segzero_plus.sam.protocol import MULTIMASK_BEST, SINGLE_MASK
+
+    config_name, path = tiny_sam_checkpoint
+    scorer = SamScorer(build_sam2_model(config_name, path))
+    seen: list[str] = []
+
+    class Spy:
+        def score(self, *args, protocol, **kwargs):
+            seen.append(protocol)
+            return scorer.score(*args, protocol=protocol, **kwargs)
+
+    scene = scenes[2]
+    args = (scene.scene_id, scene.image, (20, 20, 200, 150), [(60, 60)], [(10, 10)], scene.target_mask)
+    assert CounterfactualConfig().sam_protocol == MULTIMASK_BEST
+    best = counterfactual_reward(Spy(), *args)
+    single = counterfactual_reward(Spy(), *args, CounterfactualConfig(sam_protocol=SINGLE_MASK))
+    asyncio.run(counterfactual_reward_async(Spy(), *args, CounterfactualConfig(sam_protocol=SINGLE_MASK)))
+    assert seen == [MULTIMASK_BEST, SINGLE_MASK, SINGLE_MASK]
+    full, _ = counterfactual_prompts(*args[2:5])
+    (direct,) = scorer.score(scene.scene_id, None, [full], protocol=MULTIMASK_BEST)
+    assert best["iou_full"] == mask_iou(direct.mask, scene.target_mask)  # same code, batch and threads
+    assert set(best) == set(single) == set(TERM_KEYS)
+    with pytest.raises(ValueError, match="unknown SAM protocol"):
+        CounterfactualConfig(sam_protocol="best")

@@ -16,9 +16,10 @@ import pytest
 from segzero_plus.data.schema import TRAINING_SCHEMA, loads_ground_truth
 from segzero_plus.geometry import inscribed_circle_centres, mask_bbox
 from segzero_plus.masks import decode_rle, encode_rle
+from segzero_plus.rewards import RewardConfig, confused_components
 from segzero_plus.sam.build import build_sam2_model
 from segzero_plus.sam.mining import MiningConfig, mine_confused_regions, mine_parquet, sample_probe_points
-from segzero_plus.sam.scorer import SamScorer
+from segzero_plus.sam.scorer import MaskResult, SamScorer
 from segzero_plus.scenes import encode_png
 
 
@@ -92,6 +93,51 @@ def test_mining_on_look_alike_scenes(scorer, scenes):
     )
 
 
+class _FixedOracle:
+    """A stand-in for SAM whose perfectly prompted mask is a given mask (the sampled probe is off)."""
+
+    def __init__(self, mask: np.ndarray) -> None:
+        self.mask = mask
+
+    def score_many(self, requests):
+        return [
+            [MaskResult(masks=self.mask[None].copy(), iou_preds=np.ones(1, np.float32))] for _ in requests
+        ]
+
+
+def test_component_counts_follow_the_reward_rule():
+    """What the coverage counts: slop hugging the target, a speck and a far distractor are confused
+    pixels but no component the reward pays for; a leak into a look-alike is one, counted whole."""
+    hw = (200, 300)
+    target = np.zeros(hw, bool)
+    target[80:120, 100:140] = True
+    slop = np.zeros(hw, bool)
+    slop[77:123, 97:143] = True  # SAM's mask 3 px larger all round
+    leak = np.zeros(hw, bool)
+    leak[90:110, 170:290] = True  # a look-alike 30 px right of the target, 120 px long
+    far = np.zeros(hw, bool)
+    far[0:30, 0:30] = True
+    speck = np.zeros(hw, bool)
+    speck[60:62, 100:102] = True
+    config = MiningConfig(sources=("oracle_fp", "distractors"))
+
+    def stats(oracle_mask, distractors):
+        return mine_confused_regions(
+            _FixedOracle(oracle_mask), "k", None, target, distractor_masks=distractors, config=config
+        ).stats
+
+    ring_only = stats(slop, [far])
+    assert ring_only["oracle_fp_area"] == 46 * 46 - 40 * 40 and ring_only["oracle_fp_components"] == 0
+    assert ring_only["distractors_area"] == 900 and ring_only["distractors_components"] == 0
+    assert ring_only["union_components"] == 0 and ring_only["union_counted_area"] == 0
+    leaking = stats(slop | leak | speck, [far])
+    assert leaking["oracle_fp_components"] == leaking["union_components"] == 1
+    assert leaking["union_counted_area"] == 20 * 120  # the whole look-alike, not its near part
+    assert stats(slop, [leak])["distractors_components"] == 1
+    with pytest.raises(ValueError, match="must be >= 0"):
+        MiningConfig(clearance_px=-1)
+
+
 def _training_parquet(scenes, path, rows_per_image=2):
     from segzero_plus.data.io import write_rows
     from segzero_plus.data.training import training_row
@@ -135,8 +181,24 @@ def test_mine_parquet_contract_resume_and_summary(tiny_sam_checkpoint, scenes, t
     assert summary["images_encoded_now"] == len(chosen)
     assert summary["rows"] == summary["rows_with_regions"] == summary["rows_mined_now"] == len(rows)
     n_with_distractors = sum(1 for s in chosen if s.distractor_masks)
-    assert summary["coverage_by_source"]["distractors"] == pytest.approx(n_with_distractors / len(chosen))
-    assert summary["coverage"] >= summary["coverage_by_source"]["distractors"]
+    assert summary["coverage_any_pixel"] >= n_with_distractors / len(chosen)
+    assert (
+        summary["coverage"] <= summary["coverage_any_pixel"] and summary["rows_without_component_stats"] == 0
+    )
+    assert summary["coverage"] >= max(summary["coverage_by_source"].values())  # union has every component
+    near = RewardConfig()
+    payable = [  # does a distractor give the reward a component to pay a negative for?
+        confused_components(
+            s.target_mask,
+            np.logical_or.reduce([np.zeros_like(s.target_mask), *s.distractor_masks]),
+            near.confused_near_px,
+            near.min_confused_area_px,
+            near.confused_clearance_px,
+        ).count
+        > 0
+        for s in chosen
+    ]
+    assert summary["coverage_by_source"]["distractors"] == pytest.approx(sum(payable) / len(chosen))
     assert (
         json.loads((tmp_path / "mined.parquet.summary.json").read_text())["coverage"] == summary["coverage"]
     )
@@ -195,26 +257,116 @@ def test_cli_mine_confused(tiny_sam_checkpoint, scenes, tmp_path, capsys):
     src = tmp_path / "one.parquet"
     _training_parquet(scenes[:1], src, rows_per_image=1)
     out = tmp_path / "one_mined.parquet"
-    rc = main(
-        [
-            "mine-confused",
-            "--input",
-            str(src),
-            "--output",
-            str(out),
-            "--sam-config",
-            config_name,
-            "--sam-checkpoint",
-            str(ckpt),
-            "--device",
-            "cpu",
-            "--sources",
-            "oracle_fp,distractors",
-        ]
-    )
+    rc = main(_mine_cli(src, out, (config_name, ckpt), "--sources", "oracle_fp,distractors"))
     assert rc == 0
     assert '"coverage"' in capsys.readouterr().out
     regions = json.loads(pq.read_table(out).column("confused_regions")[0].as_py())
     assert regions["stats"]["n_probe_points"] == 0 and not decode_rle(regions["sampled"]).any()
-    with pytest.raises(SystemExit):
-        main(["mine-confused", "--input", str(src)])  # no checkpoint and no --random-weights
+    assert main(["mine-confused", "--input", str(src)]) == 2  # no checkpoint and no --random-weights
+    assert "--sam-checkpoint is required" in capsys.readouterr().err
+
+
+def _mine_cli(src, out, sam, *extra) -> list[str]:
+    return [
+        "mine-confused",
+        "--input",
+        str(src),
+        "--output",
+        str(out),
+        "--sam-config",
+        sam[0],
+        "--sam-checkpoint",
+        str(sam[1]),
+        "--device",
+        "cpu",
+        "--shard-rows",
+        "1",
+        "--no-progress",
+        *extra,
+    ]
+
+
+def _by_id(path) -> dict[str, tuple[str, str]]:
+    return {
+        r["extra_info"]["id"]: (r["reward_model"]["ground_truth"], r["confused_regions"])
+        for r in pq.read_table(path).to_pylist()
+    }
+
+
+def test_a_reordered_input_is_not_resumed_by_position(
+    tiny_sam_checkpoint, scenes, tmp_path, capsys, monkeypatch
+):
+    from segzero_plus.cli import main
+    from segzero_plus.sam import mining
+
+    src, out = tmp_path / "train.parquet", tmp_path / "mined.parquet"
+    _training_parquet(scenes[:4], src, rows_per_image=1)
+    real = mining._ShardMiner.mine_shard
+    calls = []
+
+    def killed_after_two(self, *args):
+        calls.append(1)
+        if len(calls) > 2:
+            raise KeyboardInterrupt("simulated kill")
+        return real(self, *args)
+
+    with monkeypatch.context() as m:
+        m.setattr(mining._ShardMiner, "mine_shard", killed_after_two)
+        with pytest.raises(KeyboardInterrupt):
+            main(_mine_cli(src, out, tiny_sam_checkpoint))
+    table = pq.read_table(src)
+    pq.write_table(table.take([3, 2, 1, 0]), src)  # same rows, same size, another order
+    assert main(_mine_cli(src, out, tiny_sam_checkpoint)) == 2
+    err = capsys.readouterr().err
+    assert "mined.parquet.mining holds partial work of another run (input parquet changed)" in err
+    assert "--overwrite" in err and not out.exists()
+    assert main(_mine_cli(src, out, tiny_sam_checkpoint, "--overwrite")) == 0
+    clean = tmp_path / "clean.parquet"
+    assert main(_mine_cli(src, clean, tiny_sam_checkpoint)) == 0
+    assert pq.read_table(out).equals(pq.read_table(clean))
+    # every row carries its own ground truth: nothing of another row was mixed in
+    for rid, (gt_json, _) in _by_id(out).items():
+        before = next(r for r in table.to_pylist() if r["extra_info"]["id"] == rid)
+        gt, gt0 = loads_ground_truth(gt_json), loads_ground_truth(before["reward_model"]["ground_truth"])
+        assert gt["bbox"] == gt0["bbox"] and gt["mask"] == gt0["mask"]
+    # an unrelated existing output is kept unless --overwrite
+    other = tmp_path / "other.parquet"
+    other.write_bytes(b"not ours")
+    assert main(_mine_cli(src, other, tiny_sam_checkpoint)) == 2
+    assert (
+        "no mining run of these inputs wrote it" in capsys.readouterr().err
+        and other.read_bytes() == b"not ours"
+    )
+
+
+def test_bad_rows_are_counted_by_id_and_never_stop_the_job(tiny_sam_checkpoint, scenes, tmp_path, capsys):
+    from segzero_plus.cli import main
+    from segzero_plus.data.io import write_rows
+    from segzero_plus.data.schema import dumps_ground_truth
+
+    src, out = tmp_path / "train.parquet", tmp_path / "mined.parquet"
+    rows = _training_parquet(scenes[:5], src, rows_per_image=1)
+
+    def set_gt(row, **changes):
+        gt = loads_ground_truth(row["reward_model"]["ground_truth"])
+        gt.update(changes)
+        row["reward_model"] = {**row["reward_model"], "ground_truth": dumps_ground_truth(gt)}
+
+    rows[1]["images"] = [{"bytes": b"\x89PNG garbage", "path": None}]
+    set_gt(rows[2], bbox=[float("nan"), 1, 5, 5])
+    set_gt(rows[3], mask=encode_rle(np.ones((5, 5), bool)))
+    set_gt(rows[4], mask=None)
+    write_rows(rows, TRAINING_SCHEMA, src)
+    assert main(_mine_cli(src, out, tiny_sam_checkpoint)) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["bad_rows"] == 3 and summary["rows_without_mask"] == 1
+    reasons = dict(summary["bad_row_ids"])
+    ids = [r["extra_info"]["id"] for r in rows]
+    assert sorted(reasons) == sorted(ids[1:4])
+    assert "cannot decode image" in reasons[ids[1]]
+    assert "non-finite" in reasons[ids[2]]
+    assert "frames differ" in reasons[ids[3]]
+    mined = _by_id(out)
+    assert mined[ids[0]][1] is not None  # the good row is mined
+    for rid, row in zip(ids[1:], rows[1:], strict=True):  # the others are left exactly as they were
+        assert mined[rid] == (row["reward_model"]["ground_truth"], None)

@@ -1,8 +1,11 @@
-"""SamScorer: exact batching, frames, cache and counters, label handling (tiny random-weight SAM2).
+"""SamScorer: exact batching, frames, cache and counters, label handling, protocols (tiny random SAM2).
 
 With random weights SAM's masks are arbitrary, so these tests check properties that hold regardless of
-the weights: agreement with sam2's own SAM2ImagePredictor, batched == one-at-a-time, frame handling,
-cache behaviour, and that label 0 reaches SAM as a negative. They do not (cannot) check mask quality.
+the weights: agreement with sam2's own SAM2ImagePredictor (both protocols), batched == one-at-a-time,
+frame handling, cache behaviour, and that label 0 reaches SAM as a negative. They do not (cannot) check
+mask quality. Two code paths agree on logits within TOL, so their masks are compared only where the
+logit is farther than TOL from 0 (a pixel closer to 0 may fall either way, see
+segzero_plus.testing.agreement).
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import pytest
 import torch
 
 from segzero_plus.sam.build import build_sam2_model
+from segzero_plus.sam.protocol import MULTIMASK_BEST, SINGLE_MASK, best_mask_index
 from segzero_plus.sam.scorer import (
     ImageNotCachedError,
     PromptSet,
@@ -19,8 +23,9 @@ from segzero_plus.sam.scorer import (
     ScoreRequest,
     stable_image_key,
 )
+from segzero_plus.testing.agreement import SAM_LOGIT_TOL, flips_off_threshold
 
-TOL = 1e-5
+TOL = SAM_LOGIT_TOL
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +91,80 @@ def test_matches_sam2_image_predictor(model, image):
         assert res.logits.shape == logits.shape == (1, h, w)
         assert np.abs(res.logits - logits).max() < TOL
         assert np.allclose(res.iou_preds, iou, atol=TOL)
-        assert np.array_equal(res.masks, logits > 0)
+        assert flips_off_threshold(res.masks, logits > 0, logits) == 0
+
+
+def _favouring(model, token: int):
+    """A copy of ``model`` whose IoU head predicts +10 for mask token ``token`` (1..3 are the multimask
+    outputs): it makes multimask output ``token - 1`` the best-scored one."""
+    import copy
+
+    favoured = copy.deepcopy(model)
+    with torch.no_grad():
+        favoured.sam_mask_decoder.iou_prediction_head.layers[-1].bias[token] += 10.0
+    return favoured
+
+
+@pytest.mark.parametrize("token", [None, 1, 3])
+def test_multimask_best_matches_sam2_predictor_and_argmax(model, image, token):
+    """The multimask_best protocol is sam2's predict(..., multimask_output=True) followed by the mask of
+    the highest predicted IoU (as Seg-Zero's evaluation): same choice, logits within TOL, same IoU. With
+    the IoU head tilted towards one token the choice follows it (the choice is not hard-wired)."""
+    sam = model if token is None else _favouring(model, token)
+    h, w = image.shape[:2]
+    prompts = _mixed_prompts(h, w)
+    results = SamScorer(sam).score("img", image, prompts, return_logits=True, protocol=MULTIMASK_BEST)
+    pred = _reference_predictor(sam)
+    pred.set_image(image)
+    chosen = set()
+    for ps, res in zip(prompts, results, strict=True):
+        logits, iou, _ = _predict_reference(pred, ps, multimask=True)
+        assert logits.shape == (3, h, w) and res.masks.shape == res.logits.shape == (1, h, w)
+        ranked = np.sort(iou)[::-1]
+        best = int(np.argmax(iou))
+        assert ranked[0] - ranked[1] > TOL, "a near-tie of predicted IoUs would make the choice ambiguous"
+        assert np.abs(res.logits[0] - logits[best]).max() < TOL
+        assert res.iou_pred == pytest.approx(float(iou[best]), abs=TOL)
+        assert flips_off_threshold(res.mask, logits[best] > 0, logits[best]) == 0
+        chosen.add(best)
+    if token is not None:
+        assert chosen == {token - 1}
+
+
+def test_protocols_share_decoder_calls_by_multimask_output(model, image):
+    """multimask_best and multimask=True decode with multimask_output=True and share decoder calls;
+    single_mask decodes apart. Each result equals the same request scored alone (within TOL)."""
+    h, w = image.shape[:2]
+    prompts = _mixed_prompts(h, w)[:2]  # two shapes: (box, 3 points) and (box, 2 points)
+    requests = [
+        ScoreRequest("img", image, prompts, return_logits=True, protocol=SINGLE_MASK),
+        ScoreRequest("img", image, prompts, return_logits=True, protocol=MULTIMASK_BEST),
+        ScoreRequest("img", image, prompts, multimask=True, return_logits=True),
+    ]
+    scorer = SamScorer(model, max_batch=32)
+    single, best, every = scorer.score_many(requests)
+    assert scorer.stats.decoder_calls == 2 * 2  # (single | multimask) x two shapes
+    alone = SamScorer(model)
+    for req, got in zip(requests, (single, best, every), strict=True):
+        for ps, res in zip(prompts, got, strict=True):
+            (ref,) = alone.score(
+                "img", image, [ps], multimask=req.multimask, return_logits=True, protocol=req.protocol
+            )
+            assert res.masks.shape == ref.masks.shape and np.abs(res.logits - ref.logits).max() < TOL
+    for b, e in zip(best, every, strict=True):  # the protocol picks the best of the three
+        assert e.masks.shape[0] == 3 and b.masks.shape[0] == 1
+        assert np.abs(b.logits[0] - e.logits[best_mask_index(e.iou_preds)]).max() < TOL
+        assert b.iou_pred == pytest.approx(e.iou_pred, abs=TOL)
+    with pytest.raises(ValueError, match="unknown SAM protocol"):
+        ScoreRequest("img", image, prompts, protocol="best")
+
+
+def test_best_mask_index_follows_seg_zeros_argsort():
+    """Seg-Zero keeps masks[np.argsort(scores)[::-1]][0]: the highest score."""
+    assert best_mask_index(np.array([0.2, 0.9, 0.5], np.float32)) == 1
+    assert best_mask_index(np.array([0.7, 0.1, 0.3], np.float32)) == 0
+    scores = np.array([0.3, 0.6, 0.6], np.float32)  # a tie: whatever numpy's argsort puts last
+    assert best_mask_index(scores) == int(np.argsort(scores)[::-1][0])
 
 
 def test_batched_equals_one_at_a_time(model, image):
@@ -133,7 +211,7 @@ def test_single_prompt_set_shapes(model, image):
     assert res.mask.shape == (h, w) and isinstance(res.iou_pred, float)
     (multi,) = scorer.score("img", None, [PromptSet.make(None, [(w / 2, h / 2)])], multimask=True)
     assert multi.masks.shape == (3, h, w) and multi.iou_preds.shape == (3,)
-    assert np.array_equal(multi.mask, multi.masks[int(np.argmax(multi.iou_preds))])
+    assert np.array_equal(multi.mask, multi.masks[best_mask_index(multi.iou_preds)])
     pred = _reference_predictor(model)
     pred.set_image(image)
     _, iou_ref, _ = _predict_reference(pred, PromptSet.make(None, [(w / 2, h / 2)]), multimask=True)

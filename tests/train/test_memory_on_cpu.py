@@ -11,7 +11,7 @@ from segzero_plus.train.memory import GIB, QWEN25_VL_7B, TrainShape, estimate_me
 
 A6000_FULL = TrainShape(
     n_gpus=2, tp=2, gpu_memory_utilization=0.6, train_batch_size=8, rollout_n=4, micro_batch=1,
-    log_prob_micro_batch=2, seq_len=2600, use_dynamic_bsz=False, max_token_len_per_gpu=16384,
+    log_prob_micro_batch=2, seq_len=2600, max_model_len=2600, use_dynamic_bsz=False, max_token_len_per_gpu=16384,
     param_offload=True, optimizer_offload=True, offload_policy=False, strategy="fsdp2", model_dtype="fp32",
     ref_model_dtype="bf16", use_ref=True, gradient_checkpointing=True, lora_rank=0, reward_workers=4,
     sam_gpu_gib=4.0, sam_placement="shared_gpu",
@@ -68,3 +68,32 @@ def test_lora_trains_a_small_fraction_and_keeps_no_reference_copy():
         < 4.5 * QWEN25_VL_7B.params / GIB
     )
     assert "host:vLLM weights while asleep" in est.parts
+
+
+def test_host_estimate_of_2xa6000_counts_every_process_and_the_init_transient():
+    """Offloaded fp32 state, the bf16 reference, trainer/vLLM/driver processes, agent-loop and reward
+    workers, Ray + TransferQueue and rank 0's full model copy at init: ~185-200 GiB, in the profile's 256."""
+    from segzero_plus.train.preflight import compose
+
+    cfg = compose("segzero_plus_7b", ["hardware=2xa6000"])
+    est = estimate_memory(TrainShape.from_config(cfg, 4.0, None), QWEN25_VL_7B, 48.0)
+    for part in ("agent-loop workers", "reward workers", "processes", "ray + transferqueue"):
+        assert est.parts[f"host:{part}"] > 0, part
+    # rank 0's init copy (31 GiB) is gone before the 93 GiB of grads + AdamW exist: no extra peak here ...
+    assert est.parts["host:rank-0 init transient"] == 0.0
+    assert 185 <= est.host_gib <= 205, est.parts
+    # ... but it is the peak of a run that keeps its state on the GPU
+    on_gpu = dataclasses.replace(A6000_FULL, param_offload=False, optimizer_offload=False)
+    assert estimate_memory(on_gpu, QWEN25_VL_7B, 80.0).parts["host:rank-0 init transient"] > 30
+    assert est.problems(48.0, 256.0) == []
+
+
+def test_vllm_must_hold_one_sequence_of_max_model_len():
+    """vLLM refuses to start when its KV cache cannot hold one sequence of max_model_len tokens; without
+    rollout.max_model_len that is the model's 128000."""
+    small = dataclasses.replace(A6000_FULL, gpu_memory_utilization=0.25)  # ~2.3 GiB of KV cache per GPU
+    est = estimate_memory(dataclasses.replace(small, max_model_len=128000), QWEN25_VL_7B, 48.0)
+    assert est.parts["kv_one_sequence"] == pytest.approx(128000 * QWEN25_VL_7B.kv_bytes_per_token / 2 / GIB)
+    assert any("cannot hold one full-length sequence" in p for p in est.problems(48.0, None))
+    fitting = estimate_memory(small, QWEN25_VL_7B, 48.0).problems(48.0, None)
+    assert not any("full-length" in p for p in fitting)

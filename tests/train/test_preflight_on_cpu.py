@@ -31,8 +31,28 @@ def test_the_shipped_config_tree_is_what_the_docs_promise():
     assert set(PRIMARY) == {"segzero_plus_7b", "seg_zero_baseline_7b"}
     assert {"8gpu", "2xa6000", "4x80gb", "lora_24gb", "smoke_1gpu"} <= set(HARDWARE)
     plan = {"baseline", "neg_output_only", "neg_simple_reward", "neg_full_reward"}
-    plan |= {f"neg_{k}_points" for k in (1, 2, 3)} | {f"neg_weight_{w}" for w in ("0.5", "1.0", "2.0")}
+    # 3 points and weight 1.0 are neg_full_reward itself (see test_no_two_experiments_compose_alike)
+    plan |= {f"neg_{k}_points" for k in (1, 2)} | {f"neg_weight_{w}" for w in ("0.5", "2.0")}
     assert plan | {"segzero_plus_geometry", "segzero_plus_sam_cf"} == set(EXPERIMENTS)
+
+
+@pytest.mark.parametrize("config_name", PRIMARY)
+def test_no_two_experiments_compose_alike(config_name):
+    """Every experiment must change what is trained: two that compose to the same config (apart from
+    their names and folders) would run the same ablation twice."""
+    from omegaconf import OmegaConf
+
+    from segzero_plus.train.preflight import compose
+
+    seen: dict[str, str] = {}
+    for name in EXPERIMENTS:
+        cfg = compose(config_name, [f"experiment={name}"])
+        cfg.trainer.experiment_name = "-"
+        cfg.trainer.default_local_dir = "-"
+        key = OmegaConf.to_yaml(cfg, resolve=True)
+        assert key not in seen, f"experiment {name} composes to the same config as {seen[key]}"
+        seen[key] = name
+    assert len(seen) == len(EXPERIMENTS)
 
 
 @pytest.mark.parametrize(
@@ -262,9 +282,21 @@ def test_data_files_are_loaded_and_matched_to_the_reward(training_files, tiny_qw
 
 
 def test_cli_exit_codes(capsys):
+    """Input errors (a misspelled override, an unknown experiment, a missing data file) are one ``error:``
+    line and exit 2; a config that is wrong is FAIL lines and exit 1; a good one exits 0."""
     from segzero_plus.cli import main
 
-    assert main(["check-train", "--dry-run", "trainer.save_path=/x"]) == 1
+    for args, needle in (
+        (["--dry-run", "trainer.save_path=/x"], "trainer.default_local_dir"),
+        (["--dry-run", "experiment=neg_3_point"], "neg_3_point"),
+        (["data.train_files=/nonexistent/train.parquet"], "/nonexistent/train.parquet does not exist"),
+    ):
+        assert main(["check-train", *args]) == 2, args
+        captured = capsys.readouterr()
+        (line,) = [x for x in captured.err.splitlines() if x.startswith("error:")]
+        assert line.startswith("error: check-train:") and needle in line, line
+        assert "Traceback" not in captured.err + captured.out
+    assert main(["check-train", "--dry-run", "actor_rollout_ref.actor.ppo_mini_batch_size=6"]) == 1
     assert "pre-flight FAILED" in capsys.readouterr().out
     assert (
         main(
@@ -273,7 +305,7 @@ def test_cli_exit_codes(capsys):
                 "--dry-run",
                 "--experiments",
                 "baseline",
-                "neg_3_points",
+                "neg_2_points",
                 "--",
                 "trainer.nnodes=1",
             ]
@@ -281,4 +313,4 @@ def test_cli_exit_codes(capsys):
         == 0
     )
     out = capsys.readouterr().out
-    assert out.count("pre-flight passed") == 2 and "experiment=neg_3_points trainer.nnodes=1" in out
+    assert out.count("pre-flight passed") == 2 and "experiment=neg_2_points trainer.nnodes=1" in out
