@@ -6,8 +6,16 @@ uses to single the target out: "the red ring left of the blue square". The targe
 the anchor on the named side; every distractor is at least ``1.6x`` further from the anchor, so the
 expression has exactly one referent.
 
+Two difficulties:
+
+- ``easy``: distractors anywhere in the image, never touching another object.
+- ``hard``: 1-3 distractors, of which one or two are ADJACENT to the target: each touches or overlaps
+  the target's bounding box, and may occlude the target or be occluded by it (the object on top gets a
+  dark rim so the boundary stays visible). These are the scenes where a box plus positive points leaks
+  into the look-alike and a negative point on it should help.
+
 All coordinates and masks are in ORIGINAL image pixels; masks are ``bool`` (H, W) arrays that equal the
-painted pixels of each object exactly (objects never overlap).
+VISIBLE painted pixels of each object exactly, so the masks of one scene never overlap.
 """
 
 from __future__ import annotations
@@ -39,6 +47,12 @@ RELATIONS: dict[str, tuple[int, int]] = {  # relation -> unit direction (dx, dy)
     "above": (0, -1),
     "below": (0, 1),
 }
+DIFFICULTIES: tuple[str, ...] = ("easy", "hard")
+SCENE_MIXES: tuple[str, ...] = (*DIFFICULTIES, "mixed")
+"""What :func:`generate_scenes` makes: all easy, all hard, or alternating (even index easy, odd hard)."""
+_HARD_STREAM = 1
+"""Hard scenes draw from the seed sequence ``[seed, _HARD_STREAM]``, so they never repeat an easy scene."""
+
 DEFAULT_SIZES: tuple[tuple[int, int], ...] = ((336, 336), (280, 420), (420, 280))
 """(height, width) choices cycled by :func:`generate_scenes` (small, so 50 scenes are ~0.7 MB of PNG);
 pass ``sizes=((840, 840),)`` for scenes already in the recipe's model frame."""
@@ -56,6 +70,7 @@ class Scene:
     target_mask: np.ndarray
     distractor_masks: list[np.ndarray] = field(default_factory=list)
     anchor_mask: np.ndarray | None = None
+    difficulty: str = "easy"
 
     @property
     def height(self) -> int:
@@ -110,44 +125,78 @@ def _paint(img: np.ndarray, mask: np.ndarray, colour: tuple[int, int, int], rng:
     img[mask] = np.asarray(colour, dtype=np.float32) + shade + texture[mask]
 
 
+def _rim(mask: np.ndarray, width: int) -> np.ndarray:
+    """Pixels of ``mask`` within ``width`` pixels (4-neighbour steps) of its border."""
+    inner = mask.copy()
+    for _ in range(width):
+        shrunk = inner.copy()
+        shrunk[1:] &= inner[:-1]
+        shrunk[:-1] &= inner[1:]
+        shrunk[:, 1:] &= inner[:, :-1]
+        shrunk[:, :-1] &= inner[:, 1:]
+        inner = shrunk
+    return mask & ~inner
+
+
+def _render(rng: np.random.Generator, h: int, w: int, objects: list) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Paint ``objects`` (shape, colour, cx, cy, r) in order over a background; -> (image, visible masks).
+
+    An object painted over an earlier one gets a dark rim (1/60 of the short side, at least 1 px), so
+    touching same-kind objects stay separable. Objects that overlap nothing are painted exactly as
+    before this option existed (easy scenes never overlap).
+    """
+    img = _background(rng, h, w)
+    rim_width = max(1, round(min(h, w) / 60))
+    masks: list[np.ndarray] = []
+    for obj_shape, obj_colour, cx, cy, r in objects:
+        m = _shape_mask(obj_shape, cx, cy, r, h, w)
+        _paint(img, m, COLOURS[obj_colour], rng)
+        if any((m & earlier).any() for earlier in masks):
+            img[_rim(m, rim_width)] *= 0.45
+        masks = [earlier & ~m for earlier in masks] + [m]
+    image = (np.clip(np.rint(img), 0, 255).astype(np.uint8) // 8) * 8  # coarse levels: small PNGs
+    return image, masks
+
+
 def generate_scene(
     seed: int,
     size: tuple[int, int] = (840, 840),
     n_distractors: int | None = None,
     scene_id: str | None = None,
+    difficulty: str = "easy",
 ) -> Scene:
     """Generate one scene deterministically from ``seed``.
 
     Args:
-        seed: RNG seed; the same seed and size give a byte-identical scene.
+        seed: RNG seed; the same seed, size and difficulty give a byte-identical scene.
         size: (height, width) in pixels.
-        n_distractors: number of same-shape, same-colour look-alikes (0-3); random when None.
-        scene_id: identifier stored in the scene (default ``scene_<seed>``).
+        n_distractors: number of same-shape, same-colour look-alikes (0-3, hard: 1-3); random when None.
+        scene_id: identifier stored in the scene (default ``scene_<seed>``, hard ``hard_<seed>``).
+        difficulty: "easy" or "hard" (look-alikes touching or overlapping the target's box).
     """
+    if difficulty not in DIFFICULTIES:
+        raise ValueError(f"difficulty must be one of {DIFFICULTIES}, got {difficulty!r}")
     h, w = size
-    rng = np.random.default_rng(seed)
+    hard = difficulty == "hard"
+    rng = np.random.default_rng([seed, _HARD_STREAM] if hard else seed)
     if n_distractors is None:
-        n_distractors = int(rng.integers(0, 4))
-    if not 0 <= n_distractors <= 3:
-        raise ValueError(f"n_distractors must be in 0..3, got {n_distractors}")
+        n_distractors = int(rng.integers(1 if hard else 0, 4))
+    if not (1 if hard else 0) <= n_distractors <= 3:
+        raise ValueError(f"n_distractors must be in {'1' if hard else '0'}..3 for {difficulty} scenes")
+    try_layout = _try_hard_layout if hard else _try_layout
     for _attempt in range(200):
-        layout = _try_layout(rng, h, w, n_distractors)
+        layout = try_layout(rng, h, w, n_distractors)
         if layout is not None:
             break
     else:  # pragma: no cover - only for absurdly small images
         raise ValueError(f"could not place {n_distractors} distractors in a {h}x{w} image")
     (shape, colour, anchor_shape, anchor_colour, relation, objects) = layout
-
-    img = _background(rng, h, w)
-    masks = []
-    for obj_shape, obj_colour, cx, cy, r in objects:
-        m = _shape_mask(obj_shape, cx, cy, r, h, w)
-        _paint(img, m, COLOURS[obj_colour], rng)
-        masks.append(m)
-    image = (np.clip(np.rint(img), 0, 255).astype(np.uint8) // 8) * 8  # coarse levels: small PNGs
+    order = _paint_order(rng, len(objects)) if hard else list(range(len(objects)))
+    image, painted = _render(rng, h, w, [objects[i] for i in order])
+    masks = [painted[order.index(i)] for i in range(len(objects))]
     expression = f"the {colour} {shape} {relation} the {anchor_colour} {anchor_shape}"
     return Scene(
-        scene_id=scene_id or f"scene_{seed}",
+        scene_id=scene_id or f"{'hard' if hard else 'scene'}_{seed}",
         image=image,
         expression=expression,
         shape=shape,
@@ -155,7 +204,13 @@ def generate_scene(
         target_mask=masks[1],
         distractor_masks=masks[2:],
         anchor_mask=masks[0],
+        difficulty=difficulty,
     )
+
+
+def _paint_order(rng: np.random.Generator, n_objects: int) -> list[int]:
+    """Hard scenes: anchor first, then the target and the distractors in random order (who occludes whom)."""
+    return [0, *(1 + rng.permutation(n_objects - 1)).tolist()]
 
 
 def _try_layout(rng: np.random.Generator, h: int, w: int, n_distractors: int):
@@ -190,22 +245,87 @@ def _try_layout(rng: np.random.Generator, h: int, w: int, n_distractors: int):
     return shape, colour, anchor_shape, anchor_colour, relation, placed
 
 
+def _try_hard_layout(rng: np.random.Generator, h: int, w: int, n_distractors: int):
+    """Like :func:`_try_layout`, but one or two distractors are adjacent to the target: each one's shape
+    meets the target's bounding box (grown by 1 px), centres ``0.8-1.05x`` the sum of radii apart;
+    occlusion may hide at most 35% of the target and 50% of the look-alike. None if the draw fails."""
+    base = _try_layout(rng, h, w, 0)
+    if base is None:
+        return None
+    shape, colour, anchor_shape, anchor_colour, relation, placed = base
+    (_, _, ax, ay, _), (_, _, tx, ty, r_t) = placed
+    short, margin = min(h, w), 0.02 * min(h, w) + 2
+    gap, heading = np.hypot(tx - ax, ty - ay), np.arctan2(ty - ay, tx - ax)
+    target = _shape_mask(shape, tx, ty, r_t, h, w)
+    ys, xs = np.nonzero(target)
+    box = np.zeros((h, w), bool)
+    box[max(ys.min() - 1, 0) : ys.max() + 2, max(xs.min() - 1, 0) : xs.max() + 2] = True
+    n_adjacent = 1 if n_distractors == 1 else int(rng.integers(1, 3))
+    for k in range(n_distractors):
+        for _try in range(100):
+            if k < n_adjacent:
+                r = float(rng.uniform(0.85, 1.1) * r_t)
+                angle = heading + rng.uniform(-np.pi / 3, np.pi / 3)
+                d = (r_t + r) * float(rng.uniform(0.8, 1.05))
+                x, y = tx + d * np.cos(angle), ty + d * np.sin(angle)
+                others = [p for i, p in enumerate(placed) if i != 1]
+            else:
+                r = float(rng.uniform(0.06, 0.10) * short)
+                x, y = (
+                    float(rng.uniform(r + margin, w - r - margin)),
+                    float(rng.uniform(r + margin, h - r - margin)),
+                )
+                others = placed
+            inside = r + margin <= x <= w - r - margin and r + margin <= y <= h - r - margin
+            clear = all(np.hypot(x - px, y - py) > r + pr + margin for _, _, px, py, pr in others)
+            if not (inside and clear and np.hypot(x - ax, y - ay) > 1.6 * gap):
+                continue
+            if k < n_adjacent and not _fair_contact(_shape_mask(shape, x, y, r, h, w), target, box):
+                continue
+            placed.append((shape, colour, x, y, r))
+            break
+        else:
+            return None
+    return shape, colour, anchor_shape, anchor_colour, relation, placed
+
+
+def _fair_contact(lookalike: np.ndarray, target: np.ndarray, target_box: np.ndarray) -> bool:
+    """The look-alike meets the target's box, and either object on top leaves enough of the other."""
+    overlap = int((lookalike & target).sum())
+    return (
+        bool((lookalike & target_box).any())
+        and overlap <= 0.35 * target.sum()
+        and overlap <= 0.5 * lookalike.sum()
+    )
+
+
 def generate_scenes(
     n: int,
     seed: int = 0,
     sizes: Sequence[tuple[int, int]] = DEFAULT_SIZES,
     n_distractors: int | None = None,
+    difficulty: str = "easy",
 ) -> list[Scene]:
-    """``n`` scenes; scene ``i`` uses seed ``seed * 100_003 + i`` and size ``sizes[i % len(sizes)]``."""
-    return [
-        generate_scene(
-            seed * 100_003 + i,
-            size=sizes[i % len(sizes)],
-            n_distractors=n_distractors,
-            scene_id=f"scene_{seed}_{i:05d}",
+    """``n`` scenes; scene ``i`` uses seed ``seed * 100_003 + i`` and size ``sizes[i % len(sizes)]``.
+
+    ``difficulty`` is "easy", "hard" or "mixed" (scene ``i`` hard for odd ``i``). Easy scene ``i`` is the
+    same whatever the mix; ids are ``scene_<seed>_<i>`` (easy) and ``hard_<seed>_<i>`` (hard).
+    """
+    if difficulty not in SCENE_MIXES:
+        raise ValueError(f"difficulty must be one of {SCENE_MIXES}, got {difficulty!r}")
+    scenes = []
+    for i in range(n):
+        kind = difficulty if difficulty != "mixed" else DIFFICULTIES[i % 2]
+        scenes.append(
+            generate_scene(
+                seed * 100_003 + i,
+                size=sizes[i % len(sizes)],
+                n_distractors=n_distractors,
+                scene_id=f"{'scene' if kind == 'easy' else 'hard'}_{seed}_{i:05d}",
+                difficulty=kind,
+            )
         )
-        for i in range(n)
-    ]
+    return scenes
 
 
 def encode_png(image: np.ndarray) -> bytes:
@@ -226,7 +346,8 @@ def decode_png(data: bytes) -> np.ndarray:
 
 def write_scenes_parquet(scenes: Iterable[Scene], path: str | Path) -> Path:
     """Write scenes as parquet: id, image (PNG bytes), expression, shape, colour, height, width,
-    mask (RLE dict), distractor_masks (list of RLE dicts), anchor_mask (RLE dict). Atomic write."""
+    mask (RLE dict), distractor_masks (list of RLE dicts), anchor_mask (RLE dict), difficulty
+    ("easy"/"hard"). Atomic write."""
     import pyarrow as pa
 
     from segzero_plus.data.io import atomic_write_table
@@ -243,6 +364,7 @@ def write_scenes_parquet(scenes: Iterable[Scene], path: str | Path) -> Path:
             "mask": encode_rle(s.target_mask),
             "distractor_masks": [encode_rle(m) for m in s.distractor_masks],
             "anchor_mask": encode_rle(s.anchor_mask) if s.anchor_mask is not None else None,
+            "difficulty": s.difficulty,
         }
         for s in scenes
     ]
@@ -250,14 +372,14 @@ def write_scenes_parquet(scenes: Iterable[Scene], path: str | Path) -> Path:
 
 
 def read_scenes_parquet(path: str | Path) -> list[Scene]:
-    """Read scenes written by :func:`write_scenes_parquet`."""
+    """Read scenes written by :func:`write_scenes_parquet` (files without ``difficulty`` are easy)."""
     import pyarrow.parquet as pq
 
     return [scene_from_row(row) for row in pq.read_table(path).to_pylist()]
 
 
 def scene_from_row(row: dict) -> Scene:
-    """The :class:`Scene` of one row written by :func:`write_scenes_parquet`."""
+    """The :class:`Scene` of one row written by :func:`write_scenes_parquet` (no ``difficulty``: easy)."""
     return Scene(
         scene_id=row["id"],
         image=decode_png(row["image"]),
@@ -267,6 +389,7 @@ def scene_from_row(row: dict) -> Scene:
         target_mask=decode_rle(row["mask"]),
         distractor_masks=[decode_rle(r) for r in row["distractor_masks"]],
         anchor_mask=decode_rle(row["anchor_mask"]) if row["anchor_mask"] else None,
+        difficulty=row.get("difficulty") or "easy",
     )
 
 
@@ -285,6 +408,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="image size; repeat to cycle several (default: mixed sizes incl. 840x840)",
     )
+    p.add_argument(
+        "--difficulty",
+        choices=SCENE_MIXES,
+        default="easy",
+        help="easy, hard (look-alikes touching/overlapping the target's box) or mixed (alternating); "
+        "each scene is labelled in the 'difficulty' column",
+    )
     p.set_defaults(func=_cli)
 
 
@@ -299,9 +429,11 @@ def _cli(args: argparse.Namespace) -> int:
         if out.exists() and not args.overwrite:
             raise UserError(f"{out} exists; pass --overwrite to replace it")
         try:
-            scenes = generate_scenes(args.num, seed=args.seed, sizes=sizes)
+            scenes = generate_scenes(args.num, seed=args.seed, sizes=sizes, difficulty=args.difficulty)
         except ValueError as exc:  # objects do not fit an image that small
             raise UserError(f"cannot generate scenes of sizes {sizes}: {exc}; use larger --size") from None
         path = write_scenes_parquet(scenes, out)
-    print(f"wrote {args.num} scenes to {path} ({path.stat().st_size / 1024:.0f} KiB)")
+    n_hard = sum(s.difficulty == "hard" for s in scenes)
+    size_kib = path.stat().st_size / 1024
+    print(f"wrote {args.num} scenes ({args.num - n_hard} easy, {n_hard} hard) to {path} ({size_kib:.0f} KiB)")
     return 0

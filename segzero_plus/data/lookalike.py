@@ -3,6 +3,10 @@
 Training rows are exactly what the refer-layout conversion makes (MODEL-frame image and ground truth,
 distractor masks = the scene's same-shape, same-colour look-alikes); evaluation rows keep the ORIGINAL
 image and mask. The demo, tests and benchmarks use these instead of downloaded datasets.
+
+Every row is labelled with its scene's difficulty through ``data_source``: ``lookalike`` for easy
+scenes, ``lookalike_hard`` for hard ones (see :func:`scene_data_source`), so evaluation reports one
+split per difficulty.
 """
 
 from __future__ import annotations
@@ -10,7 +14,7 @@ from __future__ import annotations
 import functools
 import hashlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +72,11 @@ def scenes_digest(scenes: Sequence[Any]) -> str:
     return h.hexdigest()[:16]
 
 
+def scene_data_source(base: str, difficulty: str) -> str:
+    """``data_source`` of a scene's rows: ``base`` for easy scenes, ``<base>_hard`` for hard ones."""
+    return base if difficulty == "easy" else f"{base}_{difficulty}"
+
+
 def _training_chunk(
     items: Sequence[tuple[int, Any]], *, options: TrainingOptions, split: str
 ) -> dio.ChunkOutput:
@@ -82,10 +91,11 @@ def _training_chunk(
         if geom is None:
             continue
         png = encode_png(resize_image(scene.image, model_hw), options.png_compress_level)
+        source = scene_data_source(options.data_source, scene.difficulty)
         out.rows.append(
             geometry_row(
                 geom,
-                options,
+                replace(options, data_source=source),
                 row_id=rid,
                 index=index,
                 query=scene.expression,
@@ -102,7 +112,8 @@ def _training_chunk(
 def scenes_to_training_rows(
     scenes: Sequence[Any], options: TrainingOptions | None = None, split: str = "train"
 ) -> list[dict[str, Any]]:
-    """verl training rows (one per scene, ``TRAINING_SCHEMA``) built in memory."""
+    """verl training rows (one per scene, ``TRAINING_SCHEMA``) built in memory; ``options.data_source`` is
+    the easy scenes' source, hard scenes get ``<source>_hard``."""
     options = options or TrainingOptions(data_source=LOOKALIKE_SOURCE)
     return _training_chunk(list(enumerate(scenes)), options=options, split=split).rows
 
@@ -154,7 +165,7 @@ def _eval_chunk(scenes: Sequence[Any], *, split: str, data_source: str, png_leve
         out.rows.append(
             eval_row(
                 id=rid,
-                data_source=data_source,
+                data_source=scene_data_source(data_source, s.difficulty),
                 split=split,
                 image=encode_png(s.image, png_level),
                 query=s.expression,
@@ -171,7 +182,8 @@ def _eval_chunk(scenes: Sequence[Any], *, split: str, data_source: str, png_leve
 def scenes_to_eval_rows(
     scenes: Sequence[Any], split: str = "val", data_source: str = LOOKALIKE_SOURCE, png_level: int = 1
 ) -> list[dict[str, Any]]:
-    """Evaluation rows (``EVAL_SCHEMA``): ORIGINAL image PNG, target mask RLE, no ignore region."""
+    """Evaluation rows (``EVAL_SCHEMA``): ORIGINAL image PNG, target mask RLE, no ignore region;
+    ``data_source`` for easy scenes, ``<data_source>_hard`` for hard ones."""
     return _eval_chunk(scenes, split=split, data_source=data_source, png_level=png_level).rows
 
 

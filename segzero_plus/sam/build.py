@@ -82,13 +82,21 @@ def import_sam2_quietly() -> None:
 
 
 def sam_model_config(config_name: str, device: str = "cpu") -> Any:
-    """The resolved OmegaConf ``model`` node for ``config_name`` (see :data:`SAM_CONFIGS`)."""
+    """The resolved OmegaConf ``model`` node for ``config_name``: a key of :data:`SAM_CONFIGS`, or the path
+    of a yaml file in sam2's config format (a top-level ``model`` node), e.g. a toy model's own config."""
     from omegaconf import OmegaConf
 
-    if config_name not in SAM_CONFIGS:
-        raise SamConfigError(f"unknown SAM2 config {config_name!r}; choose one of {sorted(SAM_CONFIGS)}")
-    rel_path, overrides = SAM_CONFIGS[config_name]
-    cfg = OmegaConf.load(_sam2_package_dir() / rel_path)
+    if config_name in SAM_CONFIGS:
+        rel_path, overrides = SAM_CONFIGS[config_name]
+        yaml_path = _sam2_package_dir() / rel_path
+    elif config_name.endswith((".yaml", ".yml")) and Path(config_name).is_file():
+        yaml_path, overrides = Path(config_name), {}
+    else:
+        raise SamConfigError(
+            f"unknown SAM2 config {config_name!r}; choose one of {sorted(SAM_CONFIGS)} "
+            "or give the path of a sam2-style .yaml file"
+        )
+    cfg = OmegaConf.load(yaml_path)
     for key, value in {**overrides, **_POSTPROCESSING}.items():
         OmegaConf.update(cfg, key, value, force_add=True)
     # The sine position encoding warms a CUDA cache at construction whenever CUDA is visible; only
@@ -169,7 +177,7 @@ def build_sam2_model(
     """Build a SAM2 model (``SAM2Base``) in eval mode with frozen parameters.
 
     Args:
-        config_name: a key of :data:`SAM_CONFIGS`.
+        config_name: a key of :data:`SAM_CONFIGS` or a sam2-style yaml path (see :func:`sam_model_config`).
         checkpoint: ``{"model": state_dict}`` file (SAM2's release format), loaded strictly; ``None``
             gives deterministic random weights drawn from ``seed``.
         device: torch device string ("cpu", "cuda", "cuda:1").

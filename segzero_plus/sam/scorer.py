@@ -39,6 +39,20 @@ _IMAGENET_MEAN = (0.485, 0.456, 0.406)
 _IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
+def preprocess_image(image: np.ndarray, image_size: int, device: torch.device | str = "cpu") -> torch.Tensor:
+    """(H, W, 3) uint8 RGB -> (1, 3, S, S) float, squashed to SAM's square input ``S = image_size``
+    (antialiased bilinear, aspect ratio not kept, as SAM2's own transforms), ImageNet-normalised."""
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise ValueError(f"expected an (H, W, 3) uint8 RGB image, got {image.shape} {image.dtype}")
+    arr = np.ascontiguousarray(image)
+    x = torch.from_numpy(arr if arr.flags.writeable else arr.copy()).to(device)
+    x = x.permute(2, 0, 1)[None].float() / 255.0
+    x = F.interpolate(x, size=(image_size, image_size), mode="bilinear", align_corners=False, antialias=True)
+    mean = torch.tensor(_IMAGENET_MEAN, device=device).view(1, 3, 1, 1)
+    std = torch.tensor(_IMAGENET_STD, device=device).view(1, 3, 1, 1)
+    return (x - mean) / std
+
+
 class ImageNotCachedError(KeyError):
     """``score`` was called with ``image=None`` for a key whose embedding is not (or no longer) cached."""
 
@@ -238,24 +252,10 @@ class SamScorer:
                 yield
 
     # ------------------------------------------------------------------ encoder
-    def _preprocess(self, image: np.ndarray) -> torch.Tensor:
-        """(H, W, 3) uint8 RGB -> (1, 3, S, S) float, squashed to SAM's square input, ImageNet-normalised."""
-        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-            raise ValueError(f"expected an (H, W, 3) uint8 RGB image, got {image.shape} {image.dtype}")
-        arr = np.ascontiguousarray(image)
-        x = torch.from_numpy(arr if arr.flags.writeable else arr.copy()).to(self.device)
-        x = x.permute(2, 0, 1)[None].float() / 255.0
-        x = F.interpolate(
-            x, size=(self.image_size, self.image_size), mode="bilinear", align_corners=False, antialias=True
-        )
-        mean = torch.tensor(_IMAGENET_MEAN, device=self.device).view(1, 3, 1, 1)
-        std = torch.tensor(_IMAGENET_STD, device=self.device).view(1, 3, 1, 1)
-        return (x - mean) / std
-
     def _encode(self, image: np.ndarray) -> _Entry:
         model = self.model
         with self._precision():
-            backbone = model.image_encoder(self._preprocess(image))
+            backbone = model.image_encoder(preprocess_image(image, self.image_size, self.device))
             fpn = backbone["backbone_fpn"]
             high_res = [model.sam_mask_decoder.conv_s0(fpn[0]), model.sam_mask_decoder.conv_s1(fpn[1])]
             embed = fpn[2]

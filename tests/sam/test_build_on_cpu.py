@@ -192,3 +192,15 @@ def test_a_checkpoint_that_runs_code_is_refused_unread(tiny_sam_checkpoint, tmp_
     with pytest.raises(SamCheckpointError, match=r"(?s)evil\.pt is unreadable.*GLOBAL (posix|nt)\.system"):
         build_sam2_model("tiny_test", evil)
     assert not marker.exists()
+
+
+def test_config_from_a_yaml_path_builds_like_the_named_config(tmp_path):
+    import shutil
+
+    from segzero_plus.sam.build import _sam2_package_dir
+
+    yaml = tmp_path / "my_sam2.yaml"
+    shutil.copy(_sam2_package_dir() / SAM_CONFIGS["sam2.1_hiera_t"][0], yaml)
+    assert _same_weights(build_sam2_model(str(yaml), seed=3), build_sam2_model("sam2.1_hiera_t", seed=3))
+    with pytest.raises(ValueError, match="sam2-style .yaml"):
+        build_sam2_model(str(tmp_path / "missing.yaml"))
