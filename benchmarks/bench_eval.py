@@ -102,7 +102,9 @@ def run() -> list[BenchRow]:
 
     from segzero_plus.data.io import iter_rows
     from segzero_plus.data.lookalike import write_scenes_eval
-    from segzero_plus.evaluation.runner import EvalConfig, LocalPool, build_evaluator, run_evaluation
+    from segzero_plus.evaluation.config import EvalConfig
+    from segzero_plus.evaluation.pools import LocalPool, build_evaluator
+    from segzero_plus.evaluation.runner import run_evaluation
     from segzero_plus.evaluation.store import read_jsonl
     from segzero_plus.scenes import generate_scenes
     from segzero_plus.tiny_models import ensure_tiny_qwen, ensure_tiny_sam
@@ -198,7 +200,8 @@ def _vllm_row(cfg, data: Path, work: Path, baseline_rate: float, dev: str) -> li
     if not _has_vllm():
         print("[bench] vllm is not installed: no eval_samples_per_s_vllm row")
         return []
-    from segzero_plus.evaluation.runner import EvalConfig, run_evaluation
+    from segzero_plus.evaluation.config import EvalConfig
+    from segzero_plus.evaluation.runner import run_evaluation
 
     vcfg = EvalConfig(
         **{

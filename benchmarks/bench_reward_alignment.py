@@ -53,7 +53,7 @@ NEGATIVE_OPTIONS: tuple[str, ...] = ("none", "lookalike", "background", "inside"
 VARIANTS: dict[str, RewardConfig] = {
     "geometry": RewardConfig(),
     "sam_counterfactual": RewardConfig(negative_reward="none"),
-    "plan": RewardConfig(negative_reward="plan"),
+    "plan": RewardConfig(negative_reward="additive"),
 }
 
 

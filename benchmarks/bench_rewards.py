@@ -29,7 +29,7 @@ from segzero_plus.rewards import (
     RewardConfig,
     box_iou_reward,
     box_l1_reward,
-    negative_point_reward_plan,
+    negative_point_reward_additive,
     point_reward,
     seg_format_strict,
     think_format_strict,
@@ -152,7 +152,7 @@ def naive_total(response: str, sample: dict, config: RewardConfig, region: str) 
         terms["bbox_iou"] = box_iou_reward(answer.bbox, sample["bbox"], config.iou_threshold)
         terms["bbox_l1"] = box_l1_reward(answer.bbox, sample["bbox"], config.l1_threshold_px)
         terms["point"] = naive_point_reward(answer.points_pos, mask, config.point_threshold_px)
-        terms["negative_point"] = negative_point_reward_plan(
+        terms["negative_point"] = negative_point_reward_additive(
             answer.points_neg, mask, answer.bbox, sample[region]
         )
     terms["score"] = sum(terms.values())

@@ -1,6 +1,6 @@
 """Mine SAM2 confused regions into a training parquet (fills ``confused_mask`` and ``confused_regions``).
 
-Thin wrapper over `segzero-plus mine-confused` (the library is `segzero_plus.sam.mining`); run with
+Thin wrapper over `segzero-plus mine-confused` (the library is `segzero_plus.data.mining`); run with
 `--help` for options. Example (2 GPUs, SAM 2.1 Hiera-L):
 
     python prepare_dataset/generate_confused_regions.py --input data/refcocog_9k_840/train.parquet \\

@@ -1,9 +1,10 @@
 """Seg-Zero++: reasoning segmentation with GRPO on upstream verl, positive and negative SAM2 prompts.
 
-Layering (dependencies point down only):
-    numpy-only core   prompts, parsing, geometry, rewards, masks, metrics, scenes
-    services          sam (SAM2 build/scorer/actor/mining), data (dataset preparation), tiny_models
-    adapters / apps   verl_reward, evaluation, demo, cli
+Floors (imports point down only; ``tests/test_layering_on_cpu.py`` checks it):
+    numpy-only core   prompts, parsing, geometry, rewards, metrics, masks (+ errors, lru, devices, paths)
+    services          sam (SAM2 build/scorer/actor/counterfactual/mining), then data (dataset
+                      preparation, the mining pass), with the data-level fixtures scenes, tiny_models
+    adapters / apps   train, verl_reward, evaluation, reporting, testing, demo, cli
 """
 
 __version__ = "0.1.0"

@@ -1,10 +1,11 @@
 """`segzero-plus` console entry point.
 
-Each subcommand lives in its own module, which exposes ``register(subparsers)`` adding one parser whose
-``func`` default takes the parsed ``argparse.Namespace`` and returns an exit code. Bad input has one
-convention: a :class:`segzero_plus.errors.UserError` raised by a subcommand, an argument argparse
-rejects, or an OS error the user must fix (full disk, read-only folder) becomes one ``error: ...`` line on
-stderr and exit status 2, without a traceback. Modules are imported lazily (only the chosen one), so
+Each subcommand has a registering function (``register(subparsers)`` of its module, unless
+:data:`SUBCOMMANDS` names another one) that adds one parser whose ``func`` default takes the parsed
+``argparse.Namespace`` and returns an exit code. Bad input has one convention: a
+:class:`segzero_plus.errors.UserError` raised by a subcommand, an argument argparse rejects, or an OS
+error the user must fix (full disk, read-only folder) becomes one ``error: ...`` line on stderr and exit
+status 2, without a traceback. Modules are imported lazily (only the chosen one), so
 ``segzero-plus --help`` stays fast and light.
 """
 
@@ -17,17 +18,17 @@ from collections.abc import Sequence
 
 from segzero_plus.errors import UserError, environment_error
 
-# subcommand name -> module that registers it
+# subcommand name -> "module" (whose ``register`` adds the parser) or "module:function" (that function)
 SUBCOMMANDS: dict[str, str] = {
     "make-tiny": "segzero_plus.tiny_models",
     "make-scenes": "segzero_plus.scenes",
-    "mine-confused": "segzero_plus.sam.mining",
-    "prepare-train": "segzero_plus.data.training",
-    "prepare-eval": "segzero_plus.data.evaluation_sets",
-    "validate-data": "segzero_plus.data.validation",
-    "evaluate": "segzero_plus.evaluation.runner",
+    "mine-confused": "segzero_plus.data.cli:register_mine_confused",
+    "prepare-train": "segzero_plus.data.cli:register_prepare_train",
+    "prepare-eval": "segzero_plus.data.cli:register_prepare_eval",
+    "validate-data": "segzero_plus.data.cli:register_validate_data",
+    "evaluate": "segzero_plus.evaluation.cli",
     "segment": "segzero_plus.evaluation.segment",
-    "report": "segzero_plus.evaluation.report",
+    "report": "segzero_plus.reporting.cli",
     "check-train": "segzero_plus.train.preflight",
 }
 
@@ -44,9 +45,10 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """Build the top-level parser; with ``only`` set, import just that subcommand's module."""
     parser = ArgumentParser(prog="segzero-plus", description="Seg-Zero++ command-line tools")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name, module in SUBCOMMANDS.items():
+    for name, target in SUBCOMMANDS.items():
         if only is None or only == name:
-            importlib.import_module(module).register(sub)
+            module, _, function = target.partition(":")
+            getattr(importlib.import_module(module), function or "register")(sub)
         else:
             sub.add_parser(name, help=f"(see `segzero-plus {name} --help`)")
     return parser

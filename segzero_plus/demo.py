@@ -192,8 +192,8 @@ def run_demo(
         import pyarrow.parquet as pq
 
         from segzero_plus.data.images import decode_image
+        from segzero_plus.data.mining import mine_parquet
         from segzero_plus.masks import decode_rle
-        from segzero_plus.sam.mining import mine_parquet
         from segzero_plus.visualize import grid, overlay
 
         config_name, ckpt = state["sam"]
@@ -248,8 +248,8 @@ def run_demo(
         import ray
         from verl.experimental.reward_loop import RewardLoopManager
 
-        from segzero_plus.train.preflight import compose
         from segzero_plus.train.rollouts import load_rlhf_dataset, rollout_dataproto
+        from segzero_plus.train.verl_config import compose
 
         config_name, ckpt = state["sam"]
         actor = f"sam_demo_{os.getpid()}"
@@ -326,7 +326,9 @@ def run_demo(
         )
 
     def evaluate() -> str:
-        from segzero_plus.evaluation.runner import EvalConfig, LocalPool, build_evaluator, run_evaluation
+        from segzero_plus.evaluation.config import EvalConfig
+        from segzero_plus.evaluation.pools import LocalPool, build_evaluator
+        from segzero_plus.evaluation.runner import run_evaluation
         from segzero_plus.evaluation.synthetic import ScriptedBackend, synthetic_responses
 
         config_name, ckpt = state["sam"]
@@ -366,8 +368,8 @@ def run_demo(
         return "Per-sample JSONL, resumable (rerun = resume):\n\n" + "\n".join(lines)
 
     def results() -> str:
-        from segzero_plus.evaluation.gallery import write_gallery
-        from segzero_plus.evaluation.report import render_report
+        from segzero_plus.reporting.gallery import write_gallery
+        from segzero_plus.reporting.tables import render_report
 
         table = render_report(state["runs"], title="Evaluation results (look-alike val, random weights)")
         (out / "results.md").write_text(table)

@@ -9,7 +9,6 @@ the frame the inputs live in.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Sequence
 
 import numpy as np
@@ -238,8 +237,3 @@ def inscribed_circle_centres(mask: np.ndarray, n: int = 2) -> list[tuple[int, in
             cy, cx = divmod(int(np.argmax(far)), crop.shape[1])
         centres.append((int(cx) + x1 - 1, int(cy) + y1 - 1))
     return centres
-
-
-def euclidean(p: Sequence[float], q: Sequence[float]) -> float:
-    """Euclidean distance between two ``(x, y)`` points, in pixels."""
-    return math.hypot(p[0] - q[0], p[1] - q[1])

@@ -92,7 +92,7 @@ def test_verl_loader_resolves_our_manager_with_config_options(tiny_qwen_dir, par
     assert resolve_reward_manager_cls(cfg) is SegZeroPlusRewardManager
     manager = load_reward_manager(cfg, tokenizer)
     assert isinstance(manager, SegZeroPlusRewardManager)
-    assert manager.options.negative_reward == "plan"
+    assert manager.options.negative_reward == "additive"
     assert manager.options.reward.weights["negative_point"] == 2.0
     assert manager.options.reward.template == "negative_point"
 

@@ -208,7 +208,7 @@ def test_streaming_path_scores_the_ground_truth_highest(streamed, rows, tiny_qwe
 @pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_reward_terms_of_the_step_reach_the_step_log(streamed):
-    from segzero_plus.evaluation.curves import read_log
+    from segzero_plus.reporting.curves import read_log
 
     _, sampled, log = streamed
     assert sampled["log_written"] and sampled["log_actor_freed"]

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The plan's ablations (section 7.1), one training run after another, each from Seg-Zero-7B.
+# The ablations (configs/experiment/: the baseline and the negative-point variants), one training run
+# after another, each from Seg-Zero-7B.
 #   [EXPERIMENTS="baseline neg_full_reward"] training_scripts/run_ablations.sh [hydra overrides for every run...]
 # Every experiment is pre-flighted first (a bad one stops everything before any GPU work); then the runs
 # go in sequence, a failed run is recorded and the next one starts. Logs: outputs/ablations/<name>.log;

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Seg-Zero++ 7B on the plan's 2 x RTX A6000 48 GB (configs/hardware/2xa6000.yaml: vLLM TP 2, micro-batch 1,
+# Seg-Zero++ 7B on 2 x RTX A6000 48 GB (configs/hardware/2xa6000.yaml: vLLM TP 2, micro-batch 1,
 # n = 4, FSDP2 offload_policy, gradient checkpointing; needs ~200 GB host RAM, the pre-flight checks it).
 #   training_scripts/run_segzero_plus_7b_2xa6000.sh [hydra overrides...]
 source "$(dirname "${BASH_SOURCE[0]}")/_common.sh"

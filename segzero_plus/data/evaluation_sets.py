@@ -13,20 +13,18 @@ per_instance>``; ``split`` is the dataset split (val, test, testA, testB).
 
 from __future__ import annotations
 
-import argparse
 import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from segzero_plus import arguments
 from segzero_plus.data import io as dio
 from segzero_plus.data.images import ImageDecodeError, original_image_bytes, read_annotated_image
 from segzero_plus.data.outputs import file_digest, json_digest, stat_digest
 from segzero_plus.data.reasonseg import ReasonSegItem, list_reasonseg, rasterise_lisa
+from segzero_plus.data.refcoco import DATASETS, ReferDataset, decode_annotation, image_folder, refer_inputs
 from segzero_plus.data.schema import EVAL_SCHEMA, eval_row
-from segzero_plus.data.training import decode_annotation, image_folder, refer_inputs
 from segzero_plus.data.validation import polygon_problem
 from segzero_plus.errors import UserError
 from segzero_plus.masks import encode_rle
@@ -212,8 +210,6 @@ def prepare_refer_eval(
     ``variant="per_expression"``: every sentence is a sample; ``"per_instance"``: one sample per ref
     (its first sentence by ``sent_id``). Rows are ordered by (image id, ref id, sent id).
     """
-    from segzero_plus.data.refcoco import DATASETS, ReferDataset
-
     if variant not in VARIANTS:
         raise UserError(f"variant must be one of {VARIANTS}, got {variant!r}")
     split_by = split_by or DATASETS.get(dataset, "unc")
@@ -254,135 +250,3 @@ def prepare_refer_eval(
         desc=f"{data_source} {split}",
         progress=progress,
     )
-
-
-# ------------------------------------------------------------------ CLI: segzero-plus prepare-eval
-def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser(
-        "prepare-eval", help="build evaluation parquet files (ReasonSeg, RefCOCO/+/g, Seg-Zero)"
-    )
-    p.add_argument("source", choices=["reasonseg", "refcoco", "refcoco+", "refcocog", "segzero", "scenes"])
-    p.add_argument(
-        "--split",
-        required=True,
-        nargs="+",
-        help="split(s): val/test (reasonseg, refcocog), val/testA/testB (refcoco, refcoco+)",
-    )
-    p.add_argument(
-        "--out",
-        required=True,
-        help="output parquet, or a folder (one file per split/variant, named e.g. refcocog_test_per_instance.parquet)",
-    )
-    p.add_argument("--root", help="reasonseg: folder with val/ and test/; refcoco*: refer root")
-    p.add_argument("--images", help="COCO train2014 image folder (refcoco*)")
-    p.add_argument(
-        "--variant",
-        nargs="+",
-        choices=list(VARIANTS),
-        default=list(VARIANTS),
-        help="refcoco*: per_expression and/or per_instance (default both)",
-    )
-    p.add_argument(
-        "--queries", choices=["first", "all"], default="first", help="reasonseg: queries per image"
-    )
-    p.add_argument("--input", nargs="+", help="segzero/scenes: input parquet/arrow file(s)")
-    p.add_argument(
-        "--data-source", default=None, help="segzero/scenes: data_source name (e.g. refcocog_test)"
-    )
-    p.add_argument("--workers", type=arguments.positive_int, default=1)
-    p.add_argument("--chunk-size", type=arguments.positive_int, default=32)
-    p.add_argument(
-        "--overwrite",
-        action="store_true",
-        help="replace existing outputs (each only once its new version is complete) and discard other partial work",
-    )
-    p.add_argument("--no-progress", action="store_true")
-    p.set_defaults(func=_cli)
-
-
-def _target(out: Path, name: str, many: bool) -> Path:
-    return out / f"{name}.parquet" if many or out.suffix != ".parquet" else out
-
-
-def _jobs(args: argparse.Namespace, out: Path) -> list[tuple[Path, Any]]:
-    """(output path, conversion to run) per split/variant the arguments ask for."""
-    common = {"chunk_size": args.chunk_size, "workers": args.workers, "overwrite": args.overwrite}
-    common["progress"] = not args.no_progress
-    if args.source == "reasonseg":
-        if not args.root:
-            raise UserError("reasonseg needs --root (the folder holding LISA's val/ and test/)")
-        many = len(args.split) > 1
-        return [
-            (
-                path := _target(out, f"reasonseg_{split}", many),
-                functools.partial(
-                    prepare_reasonseg_eval, args.root, split, path, queries=args.queries, **common
-                ),
-            )
-            for split in args.split
-        ]
-    if args.source in REFER_EVAL_SPLITS:
-        if not (args.root and args.images):
-            raise UserError(f"{args.source} needs --root (refer layout) and --images (COCO train2014)")
-        slug = args.source.replace("+", "plus")
-        many = len(args.split) * len(args.variant) > 1
-        return [
-            (
-                path := _target(out, f"{slug}_{split}_{variant}", many),
-                functools.partial(
-                    prepare_refer_eval,
-                    args.root,
-                    args.images,
-                    path,
-                    dataset=args.source,
-                    split=split,
-                    variant=variant,
-                    **common,
-                ),
-            )
-            for split in args.split
-            for variant in args.variant
-        ]
-    if not args.input or len(args.split) != 1:
-        raise UserError(f"{args.source} needs --input FILE... and exactly one --split")
-    if args.source == "segzero":
-        from segzero_plus.data.segzero_layout import import_segzero_eval
-
-        name = args.data_source or Path(args.input[0]).stem
-        path = _target(out, name, False)
-        run = functools.partial(
-            import_segzero_eval, args.input, path, data_source=name, split=args.split[0], **common
-        )
-        return [(path, run)]
-    from segzero_plus.data.lookalike import read_scenes_inputs, write_scenes_eval
-
-    scenes, inputs = read_scenes_inputs(args.input)
-    path = _target(out, f"lookalike_{args.split[0]}", False)
-    run = functools.partial(
-        write_scenes_eval,
-        scenes,
-        path,
-        split=args.split[0],
-        data_source=args.data_source or "lookalike",
-        chunk_size=args.chunk_size,
-        inputs=inputs,
-        overwrite=args.overwrite,
-        progress=not args.no_progress,
-    )
-    return [(path, run)]
-
-
-def _cli(args: argparse.Namespace) -> int:
-    from segzero_plus.data.validation import report_conversion
-
-    jobs = _jobs(args, Path(args.out))
-    existing = [p for p, _ in jobs if p.exists()]
-    if existing and not args.overwrite:  # checked for every output before the first conversion starts
-        raise UserError(
-            f"{existing[0]} exists; pass --overwrite to replace it (each output is replaced only when its "
-            "new version is complete)"
-        )
-    rc = 0
-    for _, run in jobs:
-        rc = report_conversion(run(), progress=not args.no_progress) or rc
-    return rc

@@ -2,7 +2,9 @@
 
 Folder: ``<root>/<dataset>/instances.json`` and ``<root>/<dataset>/refs(<split_by>).p`` (``root`` may also
 be the dataset folder itself). Images are COCO train2014 files named by ``instances.json``'s ``images``.
-All masks here are in the ORIGINAL image frame, ``bool`` (H, W).
+All masks here are in the ORIGINAL image frame, ``bool`` (H, W). Also the annotation decoding every
+refer-layout conversion shares (unusable annotations are reported, never converted) and the inputs of
+their resume fingerprint.
 """
 
 from __future__ import annotations
@@ -11,12 +13,16 @@ import io
 import json
 import pickle
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 
+from segzero_plus.data import io as dio
+from segzero_plus.data.outputs import file_digest, stat_digest
+from segzero_plus.data.validation import segmentation_problem
 from segzero_plus.errors import UserError
 from segzero_plus.masks import decode_rle, polygons_to_mask
 
@@ -91,6 +97,53 @@ def segmentation_mask(segmentation: Any, height: int, width: int) -> np.ndarray:
             raise ValueError(f"RLE size {mask.shape} differs from the image size {(height, width)}")
         return mask
     raise TypeError(f"unsupported segmentation type {type(segmentation).__name__}")
+
+
+def decode_annotation(segmentation: Any, height: int, width: int) -> tuple[np.ndarray | None, str | None]:
+    """(ORIGINAL-frame mask, None) of a COCO ``segmentation``, or (None, why it is unusable): see
+    :func:`~segzero_plus.data.validation.segmentation_problem`; an empty mask is unusable too."""
+    problem = segmentation_problem(segmentation, height, width)
+    if problem is None:
+        try:
+            mask = segmentation_mask(segmentation, height, width)
+        except (ValueError, TypeError, KeyError) as exc:
+            return None, f"segmentation does not decode: {exc}"
+        if mask.any():
+            return mask, None
+        problem = "empty ground-truth mask"
+    return None, problem
+
+
+def distractor_masks(
+    out: dio.ChunkOutput, segmentations: Sequence[Any], height: int, width: int
+) -> list[np.ndarray]:
+    """Masks of the usable distractor ``segmentations``; unusable ones are left out and counted (note
+    ``distractor_bad_annotation``) instead of costing the target row."""
+    masks = []
+    for seg in segmentations:
+        if segmentation_problem(seg, height, width) is None:
+            masks.append(segmentation_mask(seg, height, width))
+        else:
+            out.note("distractor_bad_annotation")
+    return masks
+
+
+def refer_inputs(refer: ReferDataset, image_paths: Sequence[str]) -> dict[str, str]:
+    """Resume-fingerprint inputs of a refer-layout conversion: the annotation files' bytes and the
+    names, sizes and modification times of the images it reads."""
+    return {
+        "refs": file_digest(refer.refs_path),
+        "instances.json": file_digest(refer.instances_path),
+        "images": stat_digest(image_paths),
+    }
+
+
+def image_folder(path: str | Path) -> Path:
+    """``path`` if it is a folder (of COCO images); UserError otherwise."""
+    p = Path(path)
+    if not p.is_dir():
+        raise UserError(f"image folder not found: {p}; give the COCO train2014 folder with --images")
+    return p
 
 
 class ReferDataset:

@@ -30,16 +30,13 @@ from segzero_plus.data import io as dio
 from segzero_plus.data.images import ImageDecodeError, original_image_bytes, resize_mask
 from segzero_plus.data.inputs import existing_file, first_line, open_parquet, read_table, require_columns
 from segzero_plus.data.outputs import file_digest
+from segzero_plus.data.refcoco import DATASETS, ReferDataset, distractor_masks, segmentation_mask
 from segzero_plus.data.schema import EVAL_SCHEMA, TRAINING_SCHEMA, SchemaError, eval_row, parse_solution
-from segzero_plus.data.training import (
-    TrainingOptions,
-    distractor_masks,
-    parse_size,
-    select_subset,
-    training_row,
-)
+from segzero_plus.data.training import TrainingOptions, parse_size, select_subset, training_row
 from segzero_plus.data.validation import segmentation_problem
 from segzero_plus.errors import UserError
+from segzero_plus.geometry import box_iou_inclusive
+from segzero_plus.lru import LruCache
 from segzero_plus.masks import encode_rle
 
 JOIN_MIN_IOU = 0.5
@@ -96,21 +93,22 @@ def read_columns(path: str | Path, columns: Sequence[str]) -> list[dict[str, Any
     return table.to_pylist()
 
 
-_GROUP_CACHE: dict[tuple[tuple[str, int, int], int], pa.Table] = {}
+_GROUP_CACHE: LruCache[tuple[tuple[str, int, int], int], pa.Table] = LruCache(2)
+"""Row groups read last (consecutive chunks usually share a row group)."""
 
 
 def _row_group(path: str, pf: pq.ParquetFile, g: int) -> pa.Table:
     key = (_stamp(path), g)
-    if key not in _GROUP_CACHE:
-        if len(_GROUP_CACHE) >= 2:  # consecutive chunks usually share a row group: keep the last two
-            _GROUP_CACHE.pop(next(iter(_GROUP_CACHE)))
+    table = _GROUP_CACHE.get(key)
+    if table is None:
         try:
-            _GROUP_CACHE[key] = pf.read_row_group(g)
+            table = pf.read_row_group(g)
         except (pa.ArrowException, OSError) as exc:
             raise UserError(
                 f"Seg-Zero data file {path} is corrupt ({first_line(exc)}); re-download it"
             ) from None
-    return _GROUP_CACHE[key]
+        _GROUP_CACHE.put(key, table)
+    return table
 
 
 def read_slice(path: str | Path, start: int, stop: int) -> pa.Table:
@@ -181,17 +179,6 @@ def normalise_expression(text: str) -> str:
     return re.sub(r"\s+", " ", str(text).lower()).strip().strip(".").strip()
 
 
-def _box_iou(a: Sequence[float], b: Sequence[float]) -> float:
-    """IoU of inclusive-extent XYXY boxes."""
-    ix = min(a[2], b[2]) - max(a[0], b[0]) + 1
-    iy = min(a[3], b[3]) - max(a[1], b[1]) + 1
-    if ix <= 0 or iy <= 0:
-        return 0.0
-    inter = ix * iy
-    area = (a[2] - a[0] + 1) * (a[3] - a[1] + 1) + (b[2] - b[0] + 1) * (b[3] - b[1] + 1) - inter
-    return float(inter / area) if area > 0 else 0.0
-
-
 def build_join_index(
     refer: Any, splits: Sequence[str] | None = ("train",)
 ) -> dict[str, list[dict[str, Any]]]:
@@ -228,15 +215,13 @@ def join_row(
             continue
         x1, y1, x2, y2 = c["box"]
         scaled = (x1 * sx, y1 * sy, (x2 + 1) * sx - 1, (y2 + 1) * sy - 1)
-        iou = _box_iou(scaled, solution_box)
+        iou = box_iou_inclusive(scaled, solution_box)
         if iou > best_iou:
             best, best_iou = c, iou
     return best
 
 
 def _training_chunk(items: Sequence[RowRef], *, options: TrainingOptions) -> dio.ChunkOutput:
-    from segzero_plus.data.refcoco import segmentation_mask
-
     out = dio.ChunkOutput(rows=[])
     for item, raw in zip(items, _read_rows(items), strict=True):
         rid = str(raw.get("id") or f"segzero_{item.index}")
@@ -306,6 +291,30 @@ def _input_digests(inputs: Sequence[str | Path], refer: Any = None) -> dict[str,
     return digests
 
 
+def _join(
+    refer: ReferDataset,
+    index: dict[str, list[dict[str, Any]]],
+    meta: dict[str, Any],
+    published_hw: tuple[int, int],
+) -> dict[str, Any] | None:
+    """The RefCOCOg annotation a Seg-Zero row (``meta``: its light columns) joins to (ids, target and
+    distractor segmentations; see :func:`join_row`), or None when none does."""
+    try:
+        box, _ = parse_solution(meta["solution"])
+        cands = index.get(normalise_expression(meta["problem"]), [])
+        hit = join_row(cands, (int(meta["img_height"]), int(meta["img_width"])), published_hw, box)
+    except (SchemaError, KeyError, TypeError, ValueError):
+        hit = None
+    if hit is None:
+        return None
+    ann_id = hit["ann_id"]
+    return {
+        **{k: hit[k] for k in ("image_id", "ann_id", "ref_id", "sent_id")},
+        "segmentation": refer.anns[ann_id]["segmentation"],
+        "distractors": [refer.anns[a]["segmentation"] for a in refer.distractor_ann_ids(ann_id)],
+    }
+
+
 def import_segzero_training(
     inputs: Sequence[str | Path],
     out: str | Path,
@@ -336,31 +345,20 @@ def import_segzero_training(
             refs.append(RowRef(path=str(path), row=r, index=0))
             meta.append(m)
     keep = select_subset(len(refs), parse_size(size), seed)
-    refer, index = None, {}
+    refer: ReferDataset | None = None
+    index: dict[str, list[dict[str, Any]]] = {}
     if refer_root is not None:
-        from segzero_plus.data.refcoco import DATASETS, ReferDataset
-
         refer = ReferDataset(refer_root, dataset, split_by or DATASETS.get(dataset, "umd"))
         index = build_join_index(refer, join_splits)
-    work: list[RowRef] = []
-    for pos, i in enumerate(keep):
-        join = None
-        if refer is not None:
-            m = meta[i]
-            try:
-                box, _ = parse_solution(m["solution"])
-                cands = index.get(normalise_expression(m["problem"]), [])
-                hit = join_row(cands, (int(m["img_height"]), int(m["img_width"])), published_hw, box)
-            except (SchemaError, KeyError, TypeError, ValueError):
-                hit = None
-            if hit is not None:
-                ann_id = hit["ann_id"]
-                join = {
-                    **{k: hit[k] for k in ("image_id", "ann_id", "ref_id", "sent_id")},
-                    "segmentation": refer.anns[ann_id]["segmentation"],
-                    "distractors": [refer.anns[a]["segmentation"] for a in refer.distractor_ann_ids(ann_id)],
-                }
-        work.append(RowRef(path=refs[i].path, row=refs[i].row, index=pos, join=join))
+    work = [
+        RowRef(
+            path=refs[i].path,
+            row=refs[i].row,
+            index=pos,
+            join=None if refer is None else _join(refer, index, meta[i], published_hw),
+        )
+        for pos, i in enumerate(keep)
+    ]
     params = {
         "kind": "segzero_training",
         "refer": refer_root is not None,

@@ -1,5 +1,6 @@
-"""Checks for any of our parquet files (training rows or evaluation rows) and ``segzero-plus validate-data``,
-plus the annotation checks every conversion applies to its input rows.
+"""Checks for any of our parquet files (training rows or evaluation rows), behind ``segzero-plus
+validate-data`` (:mod:`segzero_plus.data.cli`), plus the annotation checks every conversion applies to
+its input rows.
 
 Per row: the image decodes (grayscale/RGBA/palette/CMYK/16-bit images are noted, and converted to 8-bit
 RGB by ``--skip-bad``), the mask is non-empty and has the image's size, box and point coordinates are
@@ -17,7 +18,6 @@ query is empty; such rows are counted and listed, never converted.
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
 from collections import Counter
@@ -31,7 +31,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
-from segzero_plus.arguments import positive_int
 from segzero_plus.data.images import ImageDecodeError, decode_image, encode_png
 from segzero_plus.data.inputs import open_parquet, require_columns
 from segzero_plus.data.schema import (
@@ -445,88 +444,3 @@ def write_clean(
         info = {**report.to_json(), "clean_file": str(out), "clean_rows": kept}
         atomic_write_bytes(out.with_name(out.name + ".report.json"), json.dumps(info, indent=2).encode())
     return out
-
-
-def report_conversion(
-    result: Any, *, processor: Any = None, max_prompt_length: int | None = None, progress: bool = True
-) -> int:
-    """Print a conversion's summary and validate its output file(s); exit code 0 when all rows are clean,
-    1 when a written row has a problem or no row could be converted (the skipped rows say why)."""
-    print(
-        f"wrote {result.rows} rows in {len(result.paths)} file(s): {', '.join(map(str, result.paths))}"
-        + (f" (resumed {result.resumed_chunks}/{result.chunks} chunks)" if result.resumed_chunks else "")
-    )
-    for note, n in sorted(result.notes.items()):
-        print(f"  note {note}: {n}")
-    if result.skipped:
-        print(f"  skipped {len(result.skipped)} rows, first: {result.skipped[:10]}")
-    if result.notes.get("mask_unavailable"):
-        print(
-            f"  {result.notes['mask_unavailable']} rows have no mask: unavailable reward terms: "
-            f"{', '.join(MASK_REWARD_TERMS)}; the Seg-Zero baseline terms (format, box, points) work"
-        )
-    rc = 0 if result.rows else 1
-    for p in result.paths:
-        rep = validate_file(p, processor=processor, max_prompt_length=max_prompt_length, progress=progress)
-        print(rep.summary())
-        rc = rc or (0 if rep.ok else 1)
-    return rc
-
-
-def processor_folder(path: str | None) -> str | None:
-    """``--processor`` checked: None, or an existing folder (UserError otherwise)."""
-    if path is not None and not Path(path).is_dir():
-        raise UserError(f"processor folder not found: {path}; give a Hugging Face model/processor folder")
-    return path
-
-
-# ------------------------------------------------------------------ CLI: segzero-plus validate-data
-def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser(
-        "validate-data", help="check training/evaluation parquet files; --skip-bad cleans"
-    )
-    p.add_argument("files", nargs="+", help="parquet files written by prepare-train / prepare-eval")
-    p.add_argument(
-        "--processor", default=None, help="model/processor folder: enables the prompt-length check"
-    )
-    p.add_argument(
-        "--max-prompt-length", type=positive_int, default=1300, help="data.max_prompt_length (default 1300)"
-    )
-    p.add_argument(
-        "--skip-bad",
-        action="store_true",
-        help="write FILE.clean.parquet without bad rows (+ .report.json); see --out-dir",
-    )
-    p.add_argument("--out-dir", default=None, help="folder for clean files (default: next to the input)")
-    p.add_argument("--max-ids", type=positive_int, default=10, help="bad row ids listed per problem")
-    p.add_argument("--overwrite", action="store_true", help="replace existing clean files")
-    p.add_argument("--no-progress", action="store_true")
-    p.set_defaults(func=_cli)
-
-
-def _cli(args: argparse.Namespace) -> int:
-    processor = processor_folder(args.processor)
-    for f in args.files:  # every file is checked to open before the first is validated
-        open_parquet(f, "data file")
-    rc = 0
-    for f in args.files:
-        path = Path(f)
-        report = validate_file(
-            path,
-            processor=processor,
-            max_prompt_length=args.max_prompt_length,
-            max_ids=args.max_ids,
-            progress=not args.no_progress,
-        )
-        print(report.summary())
-        if args.skip_bad:
-            folder = Path(args.out_dir) if args.out_dir else path.parent
-            out = write_clean(
-                path, folder / f"{path.stem}.clean{path.suffix}", report, overwrite=args.overwrite
-            )
-            print(
-                f"  clean file: {out} ({report.rows - len(report.bad_rows)} rows); report: {out}.report.json"
-            )
-        elif not report.ok:
-            rc = 1
-    return rc

@@ -1,2 +1,5 @@
-"""Evaluation, inference and pictures: generation backends, the resumable runner, Ray sharding,
-reports, galleries, training curves and the ``segment`` CLI (one module per concept)."""
+"""Evaluation and inference: generation ``backends``, the per-sample ``pipeline`` (answer -> SAM ->
+metrics), the run's ``config``, ``run_dir`` and ``store`` (resumable records), the ``pools`` that
+evaluate chunks (local or Ray shards), the ``runner`` loop, its ``summary`` metrics, the ``evaluate``
+command (``cli``), the one-image ``segment`` command, and ``synthetic`` scripted policies for tests.
+Import the modules themselves; this package re-exports nothing."""

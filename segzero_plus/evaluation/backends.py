@@ -10,7 +10,7 @@ default), the Qwen2.5-VL chat template with the generation prompt, greedy decodi
   Both backends load the folder without running code from it (:mod:`segzero_plus.model_folders`).
 - :class:`VllmBackend`: ``vllm.LLM(...).generate`` with ``multi_modal_data``; vLLM schedules the batch
   itself (continuous batching); tensor parallel through ``tensor_parallel_size``, data parallel through
-  :mod:`segzero_plus.evaluation.sharding` (one backend per Ray actor). vLLM is imported lazily.
+  :mod:`segzero_plus.evaluation.pools` (one backend per Ray actor). vLLM is imported lazily.
 """
 
 from __future__ import annotations

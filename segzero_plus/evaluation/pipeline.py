@@ -20,10 +20,10 @@ itself is unusable).
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -84,13 +84,13 @@ class Sample:
     def id(self) -> str:
         return str(self.row["id"])
 
-    @property
+    @cached_property
     def image_key(self) -> str:
-        """SAM cache key: dataset + image id (several expressions of one image share one encode)."""
-        image_id = self.row.get("image_id")
-        if image_id:
-            return f"{self.row.get('data_source', '')}/{image_id}"
-        return "sha1/" + hashlib.sha1(self.row.get("image") or b"").hexdigest()
+        """SAM cache key of the decoded image (:func:`segzero_plus.sam.scorer.stable_image_key`): the rows
+        of one image (several expressions) share one encode. Only for a sample whose image decoded."""
+        from segzero_plus.sam.scorer import stable_image_key
+
+        return stable_image_key(self.image)
 
 
 def _masks(row: dict[str, Any]) -> tuple[np.ndarray, np.ndarray | None, str | None]:

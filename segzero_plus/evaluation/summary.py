@@ -8,7 +8,7 @@ has exactly the metrics of an uninterrupted one.
 from __future__ import annotations
 
 import math
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -72,11 +72,6 @@ def summarize_run(records: Iterable[dict[str, Any]]) -> dict[str, Any]:
         "overall": summarize_records(records),
         "by_split": {k: summarize_records(v) for k, v in sorted(groups.items())},
     }
-
-
-def failure_table(records: Iterable[dict[str, Any]]) -> dict[str, int]:
-    """{reason: count} over records (for quick looks)."""
-    return dict(Counter(r["failure"] for r in records if r.get("failure")))
 
 
 def format_summary(metrics: dict[str, Any]) -> str:

@@ -12,14 +12,14 @@ from segzero_plus.rewards.format import (
     seg_format_soft,
     seg_format_strict,
     think_answer_shape,
-    think_format_plan,
+    think_format_contains,
     think_format_strict,
 )
 from segzero_plus.rewards.ground_truth import GroundTruth
 from segzero_plus.rewards.negative import (
     negative_point_details,
     negative_point_reward,
-    negative_point_reward_plan,
+    negative_point_reward_additive,
 )
 from segzero_plus.rewards.points import point_reward
 from segzero_plus.rewards.seg_zero import (
@@ -46,7 +46,7 @@ __all__ = [
     "first_brace_block",
     "negative_point_details",
     "negative_point_reward",
-    "negative_point_reward_plan",
+    "negative_point_reward_additive",
     "parse_seg_zero_solution",
     "point_reward",
     "reward_keys",
@@ -55,7 +55,7 @@ __all__ = [
     "seg_zero_strict_score",
     "seg_zero_terms",
     "think_answer_shape",
-    "think_format_plan",
+    "think_format_contains",
     "think_format_strict",
     "total_reward",
 ]

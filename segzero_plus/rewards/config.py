@@ -23,9 +23,22 @@ DEFAULT_EXTRA_TERMS: tuple[str, ...] = ("sam_counterfactual",)
 """Names of the terms computed outside this package (SAM) and passed to ``total_reward(extra_terms=...)``."""
 
 SCORERS = ("segzero_plus", "seg_zero_strict")
-NEGATIVE_REWARD_MODES = ("none", "plan", "geometry")
-THINK_FORMAT_MODES = ("strict", "plan")
+NEGATIVE_REWARD_MODES = ("none", "additive", "geometry")
+THINK_FORMAT_MODES = ("strict", "contains")
 NEGATIVE_REGION_SOURCES = ("none", "confused", "distractors", "confused_or_distractors")
+RENAMED_VALUES: dict[tuple[str, str], str] = {
+    ("negative_reward", "plan"): "additive",
+    ("think_format", "plan"): "contains",
+}
+"""(option, former value) -> its name now; the former value is refused with a message naming the new one."""
+RENAMED_KEYS: dict[str, str] = {"plan_alpha": "additive_alpha", "plan_beta": "additive_beta"}
+"""Former names of RewardConfig keys -> their names now (refused likewise)."""
+
+
+def renamed_value(option: str, value: object) -> str | None:
+    """``"<option> '<value>' is now '<new>'"`` for a former mode value, None for any other value."""
+    new = RENAMED_VALUES.get((option, str(value)))
+    return None if new is None else f"{option} {value!r} is now {new!r}; use {option}: {new}"
 
 
 def _default_weights() -> dict[str, float]:
@@ -41,11 +54,12 @@ class RewardConfig:
     - ``template``: the prompt template in use; the strict format wants exactly its answer keys.
     - ``strict_format``: the ``seg_format`` term pays the strict (True) or the soft (False) format.
     - ``think_format``: ``"strict"`` = Seg-Zero's whole-response shape ``<think>..</think>\\s*<answer>..
-      </answer>``; ``"plan"`` = the plan's "contains ``<think>..</think>``".
+      </answer>``; ``"contains"`` = the response contains ``<think>`` followed later by ``</think>``.
     - ``iou_threshold`` (box IoU > it, inclusive +1 convention), ``l1_threshold_px`` (mean |diff| < it),
       ``point_threshold_px`` (every positive point within it of the mask; inside = 0 px).
-    - ``negative_reward``: ``"none"`` (term is 0), ``"plan"`` (the plan's formula, ablation only) or
-      ``"geometry"`` (the default, non-gameable, see ``rewards.negative``).
+    - ``negative_reward``: ``"none"`` (term is 0), ``"additive"`` (per-point additive bonuses averaged,
+      gameable, for an ablation only) or ``"geometry"`` (the default, non-gameable, see
+      ``rewards.negative``).
     - ``max_negative_points``: the budget; more negatives fail the strict format and are never paid.
     - geometry negative reward: ``negative_neutral`` (score of emitting none while a confused region is
       near the target), ``negative_inside_penalty`` (subtracted per negative inside the target mask),
@@ -57,7 +71,8 @@ class RewardConfig:
       component), ``negative_regions`` (which masks
       are "confused": ``"confused"``, ``"distractors"``, ``"confused_or_distractors"`` = the mined
       confused mask when present else the distractors, or ``"none"``).
-    - plan negative reward: ``plan_alpha``, ``plan_beta``.
+    - additive negative reward: ``additive_alpha`` (penalty of a negative on the target),
+      ``additive_beta`` (bonus of a negative on a confused pixel).
     - ``weights``: per term (``WEIGHTED_TERMS`` and ``extra_terms``); missing names default to 1.0.
     - ``extra_terms``: names of externally computed terms; their keys are always in the result.
     """
@@ -78,8 +93,8 @@ class RewardConfig:
     min_confused_area_px: int = 16
     negative_box_margin_px: float = math.inf
     negative_regions: str = "confused_or_distractors"
-    plan_alpha: float = 1.0
-    plan_beta: float = 0.5
+    additive_alpha: float = 1.0
+    additive_beta: float = 0.5
     weights: Mapping[str, float] = field(default_factory=_default_weights)
     extra_terms: tuple[str, ...] = DEFAULT_EXTRA_TERMS
 
@@ -92,6 +107,9 @@ class RewardConfig:
         check(
             self.template in TEMPLATES, f"template must be one of {sorted(TEMPLATES)}, got {self.template!r}"
         )
+        for option in ("think_format", "negative_reward"):
+            renamed = renamed_value(option, getattr(self, option))
+            check(renamed is None, renamed or "")
         check(self.think_format in THINK_FORMAT_MODES, f"think_format must be one of {THINK_FORMAT_MODES}")
         check(
             self.negative_reward in NEGATIVE_REWARD_MODES,
@@ -131,6 +149,11 @@ class RewardConfig:
         """
         data = {**dict(values or {}), **overrides}
         names = {f.name for f in dataclasses.fields(cls)}
+        renamed = sorted(set(data) & set(RENAMED_KEYS))
+        if renamed:
+            raise ValueError(
+                "RewardConfig: " + "; ".join(f"key {k!r} is now {RENAMED_KEYS[k]!r}" for k in renamed)
+            )
         unknown = set(data) - names
         if unknown:
             raise ValueError(f"RewardConfig: unknown keys {sorted(unknown)}")

@@ -1,4 +1,5 @@
-"""Format terms: think format (Seg-Zero's and the plan's) and segmentation format (soft and strict).
+"""Format terms: think format (Seg-Zero's whole-response shape, or "contains a think block") and
+segmentation format (soft and strict).
 
 All return 1.0 or 0.0 and never raise.
 """
@@ -45,8 +46,8 @@ def think_format_strict(response: str) -> float:
     return 1.0 if think_answer_shape(response) else 0.0
 
 
-def think_format_plan(response: str) -> float:
-    """The plan's think format: 1.0 iff the response contains ``<think>`` followed later by ``</think>``."""
+def think_format_contains(response: str) -> float:
+    """1.0 iff the response contains ``<think>`` followed later by ``</think>`` (anything around them)."""
     if not isinstance(response, str):
         return 0.0
     start = response.find(_THINK_OPEN)
@@ -54,7 +55,7 @@ def think_format_plan(response: str) -> float:
 
 
 def seg_format_soft(answer: Answer) -> float:
-    """The plan's soft format: 1.0 iff a box and at least one positive point were parsed."""
+    """The soft format: 1.0 iff a box and at least one positive point were parsed."""
     return 1.0 if answer.ok else 0.0
 
 
@@ -70,7 +71,7 @@ def seg_format_strict(
     Strict means: :attr:`Answer.strict` (exactly one JSON object with exactly the template's answer keys,
     two positive points, valid numbers, ordered corners), ``Answer.schema == template``, at most
     ``max_negative_points`` negatives, and every coordinate within ``[0, W] x [0, H]`` of the MODEL frame
-    ``hw = (H, W)`` (the plan's ``0 <= v <= 840``).
+    ``hw = (H, W)`` (``0 <= v <= 840`` in the 840x840 frame).
     """
     if not answer.strict or answer.schema != template or answer.bbox is None:
         return 0.0

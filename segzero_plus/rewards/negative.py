@@ -1,4 +1,5 @@
-"""Negative-point terms: the plan's formula (ablation only) and the geometry default (non-gameable).
+"""Negative-point terms: the geometry default (non-gameable) and an additive per-point formula (gameable,
+kept for an ablation only).
 
 All coordinates are ``(x, y)`` pixels of the MODEL frame; masks are (H, W) bool arrays of that frame.
 
@@ -127,7 +128,7 @@ def negative_point_reward(
     return negative_point_details(points_neg, gt_mask, components, pred_bbox, config)[0]
 
 
-def negative_point_reward_plan(
+def negative_point_reward_additive(
     points_neg: Sequence[Sequence[float]],
     gt_mask: np.ndarray | None,
     pred_bbox: Sequence[float] | None,
@@ -135,7 +136,8 @@ def negative_point_reward_plan(
     alpha: float = 1.0,
     beta: float = 0.5,
 ) -> float:
-    """The plan's negative-point reward, reproduced for its ablation only (it is gameable).
+    """An additive per-point negative reward, kept for an ablation only (it is gameable: a point just off
+    the target earns +0.3).
 
     No negatives: 0.5. Per negative inside the image (pixel ``(int(x), int(y))``): ``-alpha`` on the
     target else ``+0.3``; ``+beta`` on ``confused_regions > 0``; ``+0.2`` within the predicted box grown

@@ -1,9 +1,10 @@
 """Seg-Zero's baseline reward ``seg_strict`` reproduced exactly: five 0/1 terms, maximum 5.
 
 Ground truth is Seg-Zero's string ``<box>(x1,y1),(x2,y2)</box><points>(x1,y1),(x2,y2)</points>``
-(non-negative integers, 840x840 MODEL frame). Semantics kept on purpose (see
-shared/research/seg-zero.md): the answer is the FIRST ``{...}`` block of the whole response (``{`` then
-one or more non-``}`` characters then ``}``, even inside ``<think>``), read with ``json.loads`` and the
+(non-negative integers, 840x840 MODEL frame). Semantics kept on purpose (Seg-Zero's single-object
+training code, github.com/dvlab-research/Seg-Zero at commit 77f9ea5, 2025-04-11): the answer is the
+FIRST ``{...}`` block of the whole response (``{`` then one or more non-``}`` characters then ``}``,
+even inside ``<think>``), read with ``json.loads`` and the
 keys ``bbox``, ``points_1``, ``points_2``; every term turns any exception into 0; box IoU uses the +1
 convention with a strict overlap test and no clamping or corner ordering; points are truncated with
 ``int()``; "inside the box" is inclusive. Unlike Seg-Zero's regexes, the two scans of the response are

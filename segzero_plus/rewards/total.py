@@ -16,11 +16,11 @@ from segzero_plus.rewards.config import WEIGHTED_TERMS, RewardConfig
 from segzero_plus.rewards.format import (
     seg_format_soft,
     seg_format_strict,
-    think_format_plan,
+    think_format_contains,
     think_format_strict,
 )
 from segzero_plus.rewards.ground_truth import GroundTruth
-from segzero_plus.rewards.negative import negative_point_details, negative_point_reward_plan
+from segzero_plus.rewards.negative import negative_point_details, negative_point_reward_additive
 from segzero_plus.rewards.points import point_reward
 from segzero_plus.rewards.seg_zero import seg_zero_terms
 
@@ -90,7 +90,7 @@ def total_reward(
     if config.scorer == "seg_zero_strict":
         terms.update(seg_zero_terms(response, gt.seg_zero_solution))
     else:
-        think = think_format_strict if config.think_format == "strict" else think_format_plan
+        think = think_format_strict if config.think_format == "strict" else think_format_contains
         terms["think_format"] = think(response)
         terms["seg_format"] = strict if config.strict_format else soft
         if answer.ok:
@@ -108,14 +108,14 @@ def total_reward(
                     answer.points_neg, gt.mask, components, answer.bbox, config
                 )
                 terms["negative_point"] = score
-            elif config.negative_reward == "plan":
-                terms["negative_point"] = negative_point_reward_plan(
+            elif config.negative_reward == "additive":
+                terms["negative_point"] = negative_point_reward_additive(
                     answer.points_neg,
                     gt.mask,
                     answer.bbox,
                     gt.negative_region(config.negative_regions),
-                    alpha=config.plan_alpha,
-                    beta=config.plan_beta,
+                    alpha=config.additive_alpha,
+                    beta=config.additive_beta,
                 )
 
     weights = config.weights

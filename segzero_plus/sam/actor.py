@@ -28,7 +28,6 @@ import json
 import logging
 import os
 import time
-from collections import OrderedDict
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
@@ -37,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from segzero_plus.devices import resolve_device
+from segzero_plus.lru import LruCache
 from segzero_plus.sam.protocol import SINGLE_MASK
 from segzero_plus.sam.scorer import MaskResult, PromptSet, ScoreRequest
 
@@ -262,7 +262,7 @@ class _Attempt:
 
 
 class SamScorerClient:
-    """Caller-side handle to the shared scorer: ``score`` / ``score_async`` with one retry.
+    """Caller-side handle to the shared scorer: ``score`` with one retry.
 
     Args:
         spec: how to build the actor if it does not exist yet.
@@ -294,12 +294,12 @@ class SamScorerClient:
         self.retries = 0
         # keys whose image this client has already delivered: later calls send ``image=None`` (the actor
         # has the embedding), so a rollout group ships its image once, not once per response
-        self._delivered: OrderedDict[str, None] = OrderedDict()
+        self._delivered: LruCache[str, None] = LruCache(max(1, spec.cache_size))
 
     def __getstate__(self) -> dict[str, Any]:  # travel without the handle or delivery history
         state = dict(self.__dict__)
         state["_handle"] = None
-        state["_delivered"] = OrderedDict()
+        state["_delivered"] = LruCache(self._delivered.max_size)
         return state
 
     @property
@@ -322,19 +322,6 @@ class SamScorerClient:
                     args = retry_args or args
                 return ray.get(getattr(self.handle, method).remote(*args), timeout=self.call_timeout_s)
 
-    async def _acall(
-        self, method: str, args: tuple[Any, ...], what: str, retry_args: tuple[Any, ...] | None = None
-    ) -> Any:
-        """Awaitable :meth:`_call` (does not block the caller's event loop)."""
-        for attempt in self._attempts(what):
-            with attempt:
-                if attempt.number == 1:
-                    await asyncio.to_thread(self._wait_ready)
-                    args = retry_args or args
-                return await asyncio.wait_for(
-                    getattr(self.handle, method).remote(*args), timeout=self.call_timeout_s
-                )
-
     def _score_args(
         self, image_key: str, image: np.ndarray | None, rest: tuple[Any, ...]
     ) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
@@ -348,10 +335,7 @@ class SamScorerClient:
     def _mark_delivered(self, image_key: str, image: np.ndarray | None) -> None:
         if image is None:
             return
-        self._delivered[image_key] = None
-        self._delivered.move_to_end(image_key)
-        while len(self._delivered) > self.spec.cache_size:
-            self._delivered.popitem(last=False)
+        self._delivered.put(image_key, None)
 
     def _attempts(self, what: str) -> Iterator[_Attempt]:
         """The two tries of one call, for ``for attempt in ...: with attempt: ...; return result``: an
@@ -418,24 +402,6 @@ class SamScorerClient:
         self._mark_delivered(image_key, image)
         return results
 
-    async def score_async(
-        self,
-        image_key: str,
-        image: np.ndarray | None,
-        prompts: list[PromptSet],
-        out_hw: tuple[int, int] | None = None,
-        prompt_hw: tuple[int, int] | None = None,
-        multimask: bool = False,
-        return_logits: bool = False,
-        protocol: str = SINGLE_MASK,
-    ) -> list[MaskResult]:
-        """Awaitable :meth:`score` for async callers (verl's ``run_single``). Raises SamUnavailableError."""
-        rest = (list(prompts), out_hw, prompt_hw, multimask, return_logits, protocol)
-        args, retry_args = self._score_args(image_key, image, rest)
-        results = await self._acall("score", args, f"image {image_key!r}", retry_args)
-        self._mark_delivered(image_key, image)
-        return results
-
     def stats(self) -> dict[str, Any]:
         """The actor's counters (see :meth:`SamScorerActor.stats`). Raises SamUnavailableError."""
         return self._call("stats", (), "stats")
@@ -454,8 +420,3 @@ class SamScorerClient:
         except Exception as exc:
             self._handle = None
             raise SamUnavailableError(f"the SAM scorer did not start: {type(exc).__name__}: {exc}") from exc
-
-
-def spec_as_dict(spec: ScorerSpec) -> dict[str, Any]:
-    """Plain dict of a spec (for logs/configs)."""
-    return asdict(spec)

@@ -231,48 +231,6 @@ def counterfactual_reward(
     return counterfactual_terms(results, gt_mask, points_neg, config, prompt_hw)
 
 
-async def counterfactual_reward_async(
-    scorer: Any,
-    image_key: str,
-    image: np.ndarray | None,
-    box: Sequence[float] | None,
-    points_pos: Sequence[Sequence[float]],
-    points_neg: Sequence[Sequence[float]],
-    gt_mask: np.ndarray,
-    config: CounterfactualConfig = CounterfactualConfig(),
-    prompt_hw: tuple[int, int] | None = None,
-) -> dict[str, float]:
-    """:func:`counterfactual_reward` for async callers (verl's ``run_single``): awaits
-    ``scorer.score_async`` (the Ray client) or, for a scorer without it or a response with nothing to
-    decode, runs :func:`counterfactual_reward` in a thread, so the event loop that serves the other
-    trajectories is never blocked by SAM."""
-    import asyncio
-
-    from segzero_plus.sam.actor import SamUnavailableError
-
-    prompts = counterfactual_prompts(box, points_pos, points_neg, config.leave_one_out)
-    if prompts[0].is_empty or not hasattr(scorer, "score_async"):  # nothing to await: all of it in a thread
-        return await asyncio.to_thread(
-            counterfactual_reward,
-            scorer,
-            image_key,
-            image,
-            box,
-            points_pos,
-            points_neg,
-            gt_mask,
-            config,
-            prompt_hw,
-        )
-    try:
-        results = await scorer.score_async(
-            image_key, image, prompts, **_score_options(gt_mask, config, prompt_hw)
-        )
-    except SamUnavailableError as exc:
-        return _unavailable_terms(image_key, exc)
-    return counterfactual_terms(results, gt_mask, points_neg, config, prompt_hw)
-
-
 def _score_options(
     gt_mask: np.ndarray, config: CounterfactualConfig, prompt_hw: tuple[int, int] | None
 ) -> dict[str, Any]:

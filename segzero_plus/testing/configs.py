@@ -10,7 +10,7 @@ from typing import Any
 def tiny_training_config(model_dir: str | Path, parquet: str | Path, *overrides: str) -> Any:
     """Composed config (OmegaConf) with ``parquet`` as train and val file and
     ``trainer.default_local_dir`` = ``<parquet's folder>/checkpoints``; ``overrides`` come last."""
-    from segzero_plus.train.preflight import compose
+    from segzero_plus.train.verl_config import compose
 
     parquet = Path(parquet)
     return compose(

@@ -1,8 +1,9 @@
 """Config keys that verl 0.9.1 does not have, and where each one went.
 
 Hydra accepts a key written in a yaml file even when verl never reads it (only command-line overrides
-are checked against the schema), and verl 0.9.1 silently ignores its legacy top-level reward keys. The
-plan's scripts (and Seg-Zero's EasyR1 scripts) use such keys. :data:`KEY_MAP` maps every one of them to
+are checked against the schema), and verl 0.9.1 silently ignores its legacy top-level reward keys. Scripts
+written for other trainers (a ``custom`` section, EasyR1's keys as in Seg-Zero's scripts, older verl
+spellings) use such keys. :data:`KEY_MAP` maps every one of them to
 its real key; :func:`unknown_keys` finds keys of a composed config that verl's own schema lacks, and
 :func:`legacy_values` finds legacy keys that were given a value.
 """
@@ -16,8 +17,8 @@ from typing import Any
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 KEY_MAP: dict[str, str] = {
-    # --- the plan's scripts (section 4) -------------------------------------------------------------
-    "custom.use_negative_reward": "segzero_plus.negative_reward (none | plan | geometry | sam_counterfactual)",
+    # --- a custom section and older spellings of trainer keys ----------------------------------------
+    "custom.use_negative_reward": "segzero_plus.negative_reward (none | additive | geometry | sam_counterfactual)",
     "custom.negative_reward_weight": "segzero_plus.reward.weights.negative_point "
     "(segzero_plus.reward.weights.sam_counterfactual for the SAM reward)",
     "custom.use_strict_format": "segzero_plus.reward.strict_format",

@@ -241,10 +241,6 @@ class MemoryEstimate:
     parts: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
-    @property
-    def gpu_peak_gib(self) -> float:
-        return max(self.gpu_train_gib, self.gpu_rollout_gib)
-
     def problems(self, gpu_gib: float, host_gib: float | None) -> list[str]:
         """Why the run would not fit on GPUs of ``gpu_gib`` and a host with ``host_gib`` free (None: skip)."""
         out: list[str] = []

@@ -5,7 +5,7 @@ verl passes its whole config to a reward manager, so our options live in one sec
 
     segzero_plus:
       prompt_template: negative_point      # segzero_plus.prompts name; the data must use the same one
-      negative_reward: geometry            # none | plan | geometry | sam_counterfactual
+      negative_reward: geometry            # none | additive | geometry | sam_counterfactual
       reward: {...}                        # segzero_plus.rewards.RewardConfig fields (weights, thresholds)
       sam: {...}                           # SamOptions: the shared SAM2 scorer (sam_counterfactual only)
       preflight: {...}                     # hardware the profile was written for (check-train only)
@@ -24,13 +24,15 @@ from typing import Any
 
 from segzero_plus.prompts import TEMPLATES
 from segzero_plus.rewards import RewardConfig
+from segzero_plus.rewards.config import renamed_value
 from segzero_plus.sam.protocol import PUBLISHED_PROTOCOL, SAM_PROTOCOLS
 
 SECTION = "segzero_plus"
 """Name of our top-level config section."""
 
-NEGATIVE_MODES: tuple[str, ...] = ("none", "plan", "geometry", "sam_counterfactual")
-"""Which negative-point reward is on: none, the plan's formula, our geometry default, or the SAM
+NEGATIVE_MODES: tuple[str, ...] = ("none", "additive", "geometry", "sam_counterfactual")
+"""Which negative-point reward is on: none, the additive per-point formula (ablation only), our geometry
+default, or the SAM
 counterfactual (mask-IoU gain of SAM(B, P, N) over SAM(B, P), computed by the shared SAM actor)."""
 
 SAM_PLACEMENTS: tuple[str, ...] = ("shared_gpu", "own_gpu", "cpu")
@@ -165,6 +167,9 @@ class ManagerOptions:
                 f"segzero_plus.prompt_template must be one of {sorted(TEMPLATES)}, got {template!r}"
             )
         mode = str(data.get("negative_reward", cls.negative_reward))
+        renamed = renamed_value("negative_reward", mode)
+        if renamed:
+            raise OptionsError(f"segzero_plus.{renamed}")
         if mode not in NEGATIVE_MODES:
             raise OptionsError(f"segzero_plus.negative_reward must be one of {NEGATIVE_MODES}, got {mode!r}")
 

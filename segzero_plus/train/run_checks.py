@@ -2,7 +2,7 @@
 attention implementation, keys verl accepts but never reads on the v1 path, the vLLM context length,
 prompt lengths as verl counts them, the SAM actor's GPU placement, and the checkpoint folder.
 
-Each ``check_*`` adds findings to a :class:`segzero_plus.train.preflight.Report`.
+Each ``check_*`` adds findings to a :class:`segzero_plus.train.findings.Report`.
 """
 
 from __future__ import annotations

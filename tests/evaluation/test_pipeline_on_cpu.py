@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from segzero_plus.data.images import decode_image
 from segzero_plus.data.lookalike import scenes_to_eval_rows
 from segzero_plus.evaluation.backends import Generation
 from segzero_plus.evaluation.pipeline import Evaluator
@@ -11,6 +12,7 @@ from segzero_plus.evaluation.summary import summarize_records
 from segzero_plus.evaluation.synthetic import ScriptedBackend, prompt_key, synthetic_responses
 from segzero_plus.masks import decode_rle
 from segzero_plus.metrics import FAIL_GENERATION, FAIL_IMAGE, FAIL_SAM, FAIL_UNPARSEABLE, compute_giou_ciou
+from segzero_plus.sam.scorer import stable_image_key
 from segzero_plus.testing.agreement import MAX_FLIPPED_SHARE, flipped_share
 
 
@@ -118,7 +120,7 @@ def test_every_kind_of_failure_is_counted_never_dropped(scenes, sam_scorer):
                 raise RuntimeError("out of memory")
             return super().generate(images, queries)
 
-    bad_key = f"lookalike/{picked[2].scene_id}"
+    bad_key = stable_image_key(decode_image(rows[2]["image"]).array)
     spy = SpyScorer(sam_scorer, fail_keys={bad_key})
     records = Evaluator(Flaky(responses), spy).evaluate(rows)
     assert len(records) == 5

@@ -12,11 +12,12 @@ from PIL import Image
 
 from segzero_plus.cli import main
 from segzero_plus.data.lookalike import scene_row_id, write_scenes_eval
-from segzero_plus.evaluation.curves import plot_curves, read_log
-from segzero_plus.evaluation.gallery import select_samples, write_gallery
-from segzero_plus.evaluation.report import family, render_report
-from segzero_plus.evaluation.runner import EvalConfig, run_evaluation
+from segzero_plus.evaluation.config import EvalConfig
+from segzero_plus.evaluation.runner import run_evaluation
 from segzero_plus.evaluation.synthetic import scene_answer
+from segzero_plus.reporting.curves import plot_curves, read_log
+from segzero_plus.reporting.gallery import select_samples, write_gallery
+from segzero_plus.reporting.tables import family, render_report
 
 
 @pytest.fixture(scope="module")

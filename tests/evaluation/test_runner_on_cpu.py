@@ -19,15 +19,10 @@ from PIL import Image
 
 from segzero_plus.data.lookalike import scene_row_id, write_scenes_eval
 from segzero_plus.errors import UserError
-from segzero_plus.evaluation.runner import (
-    METRICS_FILE,
-    SAMPLES_FILE,
-    EvalConfig,
-    LocalPool,
-    build_evaluator,
-    main,
-    run_evaluation,
-)
+from segzero_plus.evaluation.config import EvalConfig
+from segzero_plus.evaluation.pools import LocalPool, build_evaluator
+from segzero_plus.evaluation.run_dir import METRICS_FILE, SAMPLES_FILE
+from segzero_plus.evaluation.runner import run_evaluation
 from segzero_plus.evaluation.synthetic import scene_answer
 from segzero_plus.masks import encode_rle
 
@@ -167,42 +162,6 @@ def test_resume_with_the_tiny_model_matches_a_single_run(
         run_evaluation(EvalConfig(**{**cfg("a").__dict__, "template": "original"}), pool=pool, progress=False)
 
 
-def test_cli_errors_are_one_line_and_nonzero(tmp_path, capsys, tiny_qwen_dir, tiny_sam_checkpoint):
-    base = ["--out", str(tmp_path / "o"), "--sam-checkpoint", "random"]
-    assert main(["--data", str(tmp_path / "missing.parquet"), "--model", str(tiny_qwen_dir), *base]) == 2
-    assert "data file not found" in capsys.readouterr().err
-    assert main(["--data", "x.parquet", "--model", str(tmp_path / "nope"), *base]) == 2
-    assert "model folder not found" in capsys.readouterr().err
-    assert (
-        main(
-            [
-                "--data",
-                "x.parquet",
-                "--model",
-                "tiny",
-                "--out",
-                str(tmp_path / "o"),
-                "--sam-checkpoint",
-                str(tmp_path / "sam.pt"),
-            ]
-        )
-        == 2
-    )
-    assert "SAM2 checkpoint not found" in capsys.readouterr().err
-
-
-def test_a_chunk_no_shard_could_evaluate_is_recorded_as_failures(scenes):
-    from segzero_plus.data.lookalike import scenes_to_eval_rows
-    from segzero_plus.evaluation.sharding import _failed_records
-
-    rows = scenes_to_eval_rows(scenes[:2])
-    recs = _failed_records(rows, "RayActorError: the actor died unexpectedly")
-    assert [r["id"] for r in recs] == [r["id"] for r in rows]
-    for r, s in zip(recs, scenes[:2], strict=True):
-        assert (r["I"], r["U"], r["failure"]) == (0, int(s.target_mask.sum()), "generation_error")
-        assert "actor died" in r["failure_detail"]
-
-
 @pytest.mark.slow
 def test_ray_shards_equal_a_local_run(tmp_path, replay_data, tiny_sam_checkpoint):
     data, responses = replay_data
@@ -234,24 +193,6 @@ def test_ray_shards_equal_a_local_run(tmp_path, replay_data, tiny_sam_checkpoint
     recs = _read(tmp_path / "ray" / SAMPLES_FILE)
     assert {r["shard"] for r in recs} == {0, 1} and len(recs) == 9
     assert _stable(recs) == _stable(_read(tmp_path / "local" / SAMPLES_FILE))
-
-
-def test_sam_protocol_is_a_result_setting_with_seg_zeros_default(tmp_path, tiny_qwen_dir):
-    """The CLI defaults to Seg-Zero's protocol (for comparisons with published numbers); the protocol is
-    one of the settings a run directory records and refuses to resume with a different value."""
-    import argparse
-
-    from segzero_plus.evaluation.runner import RESULT_KEYS, add_arguments, config_from_args
-
-    parser = argparse.ArgumentParser()
-    add_arguments(parser)
-    base = ["--data", "x.parquet", "--out", str(tmp_path / "o"), "--model", str(tiny_qwen_dir)]
-    cfg = config_from_args(parser.parse_args([*base, "--sam-checkpoint", "random"]))
-    assert "sam_protocol" in RESULT_KEYS and cfg.result_settings()["sam_protocol"] == "multimask_best"
-    args = parser.parse_args([*base, "--sam-checkpoint", "random", "--sam-protocol", "single_mask"])
-    assert config_from_args(args).result_settings()["sam_protocol"] == "single_mask"
-    with pytest.raises(SystemExit):
-        parser.parse_args([*base, "--sam-checkpoint", "random", "--sam-protocol", "best"])
 
 
 # ------------------------------------------------------------------ nothing lost, nothing mixed

@@ -1,4 +1,5 @@
-"""Format terms: think format (Seg-Zero's shape and the plan's), segmentation format soft and strict."""
+"""Format terms: think format (Seg-Zero's shape and "contains a think block"), segmentation format soft
+and strict."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from segzero_plus.parsing import parse_answer
 from segzero_plus.rewards.format import (
     seg_format_soft,
     seg_format_strict,
-    think_format_plan,
+    think_format_contains,
     think_format_strict,
 )
 
@@ -27,7 +28,7 @@ OLD_OK = {"bbox": [10, 100, 200, 210], "points_1": [30, 110], "points_2": [35, 1
 
 
 @pytest.mark.parametrize(
-    ("text", "strict", "plan"),
+    ("text", "strict", "contains"),
     [
         ("<think>a</think><answer>b</answer>", 1.0, 1.0),
         ("<think>a</think>\n <answer>b</answer>", 1.0, 1.0),
@@ -39,14 +40,14 @@ OLD_OK = {"bbox": [10, 100, 200, 210], "points_1": [30, 110], "points_2": [35, 1
         ("", 0.0, 0.0),
     ],
 )
-def test_think_format(text: str, strict: float, plan: float) -> None:
+def test_think_format(text: str, strict: float, contains: float) -> None:
     assert think_format_strict(text) == strict
-    assert think_format_plan(text) == plan
+    assert think_format_contains(text) == contains
 
 
 def test_think_format_of_non_strings_is_zero() -> None:
     assert think_format_strict(None) == 0.0  # type: ignore[arg-type]
-    assert think_format_plan(b"<think></think>") == 0.0  # type: ignore[arg-type]
+    assert think_format_contains(b"<think></think>") == 0.0  # type: ignore[arg-type]
 
 
 def test_seg_format_soft_needs_box_and_a_positive_point() -> None:
@@ -72,7 +73,7 @@ def test_seg_format_strict_per_template() -> None:
     ("change", "expected"),
     [
         ({}, 1.0),
-        ({"bbox": [0, 0, 840, 840]}, 1.0),  # the far edge itself is in the frame (plan: 0 <= v <= 840)
+        ({"bbox": [0, 0, 840, 840]}, 1.0),  # the far edge itself is in the frame (0 <= v <= 840)
         ({"bbox": [0, 0, 841, 840]}, 0.0),
         ({"bbox": [-1, 0, 10, 10]}, 0.0),
         ({"points_neg": [[900, 10]]}, 0.0),

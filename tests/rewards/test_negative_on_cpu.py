@@ -1,4 +1,4 @@
-"""Negative-point terms: the plan's formula (exact), the geometry default (its promises on random
+"""Negative-point terms: the additive formula (exact), the geometry default (its promises on random
 look-alike scenes) and the issue's before/after table."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from segzero_plus.rewards import (
     confused_components,
     negative_point_details,
     negative_point_reward,
-    negative_point_reward_plan,
+    negative_point_reward_additive,
 )
 
 PROPS = settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -33,7 +33,7 @@ def rect(x1: int, y1: int, x2: int, y2: int, hw=HW) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------------------------------
-# The plan's formula, exactly
+# The additive formula, exactly
 # ---------------------------------------------------------------------------------------------------
 
 TARGET = rect(30, 20, 49, 39)
@@ -56,25 +56,25 @@ CONFUSED = rect(55, 20, 64, 39)
         ([(95, 5)], (30, 20, 35, 25), None, (0.3 + 1) / 2),  # farther than 50 px from the box
     ],
 )
-def test_plan_formula(points, pred_bbox, confused, expected) -> None:
-    assert negative_point_reward_plan(points, TARGET, pred_bbox, confused) == pytest.approx(expected)
+def test_additive_formula(points, pred_bbox, confused, expected) -> None:
+    assert negative_point_reward_additive(points, TARGET, pred_bbox, confused) == pytest.approx(expected)
 
 
-def test_plan_constants_and_missing_mask() -> None:
-    assert negative_point_reward_plan([(60, 30)], None, None) == 0.0
-    assert negative_point_reward_plan([], None, None) == 0.5
+def test_additive_constants_and_missing_mask() -> None:
+    assert negative_point_reward_additive([(60, 30)], None, None) == 0.0
+    assert negative_point_reward_additive([], None, None) == 0.5
     # alpha 2, beta 1: a negative on the target without a box: (-2 + 2) / (2 + 0.5 + 1) = 0
-    assert negative_point_reward_plan([(40, 30)], TARGET, None, alpha=2.0, beta=1.0) == 0.0
-    assert negative_point_reward_plan(
+    assert negative_point_reward_additive([(40, 30)], TARGET, None, alpha=2.0, beta=1.0) == 0.0
+    assert negative_point_reward_additive(
         [(60, 30)], TARGET, None, CONFUSED, alpha=2.0, beta=1.0
     ) == pytest.approx((0.3 + 1 + 2) / 3.5)
 
 
-def test_plan_is_gameable_and_geometry_is_not() -> None:
+def test_additive_is_gameable_and_geometry_is_not() -> None:
     """A negative just outside the target, on plain background, helps nothing."""
     useless = [(51, 30)]
     box = (30, 20, 49, 39)
-    assert negative_point_reward_plan(useless, TARGET, box, CONFUSED) > negative_point_reward_plan(
+    assert negative_point_reward_additive(useless, TARGET, box, CONFUSED) > negative_point_reward_additive(
         [], TARGET, box
     )
     assert negative_point_reward(useless, TARGET, CONFUSED, box, CONFIG) == negative_point_reward(

@@ -16,7 +16,7 @@ from segzero_plus.rewards import (
     GroundTruth,
     RewardConfig,
     negative_point_reward,
-    negative_point_reward_plan,
+    negative_point_reward_additive,
     reward_keys,
     seg_zero_strict_score,
     total_reward,
@@ -114,8 +114,8 @@ configs = st.builds(
     scorer=st.sampled_from(["segzero_plus", "seg_zero_strict"]),
     template=st.sampled_from(["original", "negative_point"]),
     strict_format=st.booleans(),
-    think_format=st.sampled_from(["strict", "plan"]),
-    negative_reward=st.sampled_from(["none", "plan", "geometry"]),
+    think_format=st.sampled_from(["strict", "contains"]),
+    negative_reward=st.sampled_from(["none", "additive", "geometry"]),
     negative_regions=st.sampled_from(["none", "confused", "distractors", "confused_or_distractors"]),
     weights=st.fixed_dictionaries({"negative_point": st.floats(0, 3), "bbox_iou": st.floats(0, 3)}),
 )
@@ -158,16 +158,18 @@ def test_negative_modes_delegate_to_the_term_functions(response: str) -> None:
 
     answer = parse_answer(response)
     geometry = total_reward(response, GT, RewardConfig(negative_reward="geometry"))["negative_point"]
-    plan = total_reward(response, GT, RewardConfig(negative_reward="plan"))["negative_point"]
+    additive = total_reward(response, GT, RewardConfig(negative_reward="additive"))["negative_point"]
     none = total_reward(response, GT, RewardConfig(negative_reward="none"))["negative_point"]
     assert none == 0.0
     if not answer.ok:
-        assert geometry == plan == 0.0
+        assert geometry == additive == 0.0
         return
     assert geometry == negative_point_reward(
         answer.points_neg, GT.mask, GT.confused_mask, answer.bbox, RewardConfig()
     )
-    assert plan == negative_point_reward_plan(answer.points_neg, GT.mask, answer.bbox, GT.confused_mask)
+    assert additive == negative_point_reward_additive(
+        answer.points_neg, GT.mask, answer.bbox, GT.confused_mask
+    )
 
 
 def test_weights_and_modes_change_the_score() -> None:
@@ -179,8 +181,8 @@ def test_weights_and_modes_change_the_score() -> None:
     assert total_reward(sloppy, GT, soft)["seg_format"] == 1.0
     assert total_reward(sloppy, GT)["seg_format_soft"] == 1.0
     assert total_reward("<think>r</think>x" + respond(PERFECT)[9:], GT)["think_format"] == 0.0
-    plan_think = RewardConfig(think_format="plan")
-    assert total_reward("<think>r</think>x" + respond(PERFECT)[9:], GT, plan_think)["think_format"] == 1.0
+    contains_think = RewardConfig(think_format="contains")
+    assert total_reward("<think>r</think>x" + respond(PERFECT)[9:], GT, contains_think)["think_format"] == 1.0
 
 
 def test_original_template_wants_the_old_keys() -> None:
@@ -261,12 +263,20 @@ def test_config_validation(bad: dict) -> None:
         RewardConfig(**bad)
 
 
+@pytest.mark.parametrize(("option", "new"), [("negative_reward", "additive"), ("think_format", "contains")])
+def test_a_former_mode_name_is_refused_with_its_new_name(option: str, new: str) -> None:
+    with pytest.raises(ValueError, match=f"{option} 'plan' is now '{new}'"):
+        RewardConfig(**{option: "plan"})
+
+
 def test_config_from_mapping() -> None:
     config = RewardConfig.from_mapping(
-        {"negative_reward": "plan", "weights": {"negative_point": 2.0}}, max_negative_points=2
+        {"negative_reward": "additive", "weights": {"negative_point": 2.0}}, max_negative_points=2
     )
-    assert config.negative_reward == "plan" and config.max_negative_points == 2
+    assert config.negative_reward == "additive" and config.max_negative_points == 2
     assert config.weights["negative_point"] == 2.0 and config.weights["point"] == 1.0
     with pytest.raises(ValueError, match="unknown keys"):
         RewardConfig.from_mapping({"use_negative_reward": True})
+    with pytest.raises(ValueError, match="key 'plan_alpha' is now 'additive_alpha'"):
+        RewardConfig.from_mapping({"plan_alpha": 2.0})
     assert config.replace(max_negative_points=1).weights == config.weights

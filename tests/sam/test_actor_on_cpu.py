@@ -123,7 +123,7 @@ def test_client_ships_each_image_once_and_resends_when_the_actor_lacks_it(ray_lo
     # a client that believes "img-b" was delivered (the actor restarted or evicted it) still scores it:
     # the first try finds no embedding, the retry carries the image
     stale = SamScorerClient(spec, name=name, namespace=NAMESPACE, call_timeout_s=60, retry_delay_s=0.1)
-    stale._delivered["img-b"] = None
+    stale._delivered.put("img-b", None)
     recovered = stale.score("img-b", image, prompts)
     assert stale.retries == 1 and stale.failures == 0
     assert np.array_equal(recovered[0].mask, first[0].mask)
@@ -175,11 +175,11 @@ def test_client_in_driver_logs_and_raises_after_one_retry(ray_local, spec, caplo
 
 def test_ray_parallel_mining_equals_in_process(ray_local, tiny_sam_checkpoint, scenes, tmp_path):
     from segzero_plus.data.io import write_rows
+    from segzero_plus.data.mining import mine_parquet
     from segzero_plus.data.schema import TRAINING_SCHEMA
     from segzero_plus.data.training import training_row
     from segzero_plus.geometry import inscribed_circle_centres, mask_bbox
     from segzero_plus.masks import encode_rle
-    from segzero_plus.sam.mining import mine_parquet
     from segzero_plus.scenes import encode_png
 
     rows = [

@@ -197,38 +197,9 @@ def test_sam_failure_scores_zero_with_flag(caplog):
     assert "actor died twice" in caplog.text
 
 
-def test_async_variant_matches(tiny_sam_checkpoint, scenes):
-    import asyncio
-
-    from segzero_plus.sam.counterfactual import counterfactual_reward_async
-
-    config_name, path = tiny_sam_checkpoint
-    scorer = SamScorer(build_sam2_model(config_name, path))
-    scene = scenes[2]
-    args = (
-        scene.scene_id,
-        scene.image,
-        (20, 20, 200, 150),
-        [(60, 60)],
-        [(10, 10), (150, 100)],
-        scene.target_mask,
-    )
-    sync = counterfactual_reward(scorer, *args)
-    assert asyncio.run(counterfactual_reward_async(scorer, *args)) == sync
-
-    class DownClient:
-        async def score_async(self, *a, **k):
-            raise SamUnavailableError("gone")
-
-    assert asyncio.run(counterfactual_reward_async(DownClient(), *args))["sam_failed"] == 1.0
-
-
 def test_the_reward_asks_sam_under_the_configured_protocol(tiny_sam_checkpoint, scenes):
     """The SAM calls of the reward use ``config.sam_protocol`` (default: the evaluation's multimask_best),
-    sync and async alike, and the terms are those of masks chosen under that protocol."""
-    import asyncio
-
-    from segzero_plus.sam.counterfactual import counterfactual_reward_async
+    and the terms are those of masks chosen under that protocol."""
     from segzero_plus.sam.protocol import MULTIMASK_BEST, SINGLE_MASK
 
     config_name, path = tiny_sam_checkpoint
@@ -245,8 +216,7 @@ def test_the_reward_asks_sam_under_the_configured_protocol(tiny_sam_checkpoint, 
     assert CounterfactualConfig().sam_protocol == MULTIMASK_BEST
     best = counterfactual_reward(Spy(), *args)
     single = counterfactual_reward(Spy(), *args, CounterfactualConfig(sam_protocol=SINGLE_MASK))
-    asyncio.run(counterfactual_reward_async(Spy(), *args, CounterfactualConfig(sam_protocol=SINGLE_MASK)))
-    assert seen == [MULTIMASK_BEST, SINGLE_MASK, SINGLE_MASK]
+    assert seen == [MULTIMASK_BEST, SINGLE_MASK]
     full, _ = counterfactual_prompts(*args[2:5])
     (direct,) = scorer.score(scene.scene_id, None, [full], protocol=MULTIMASK_BEST)
     assert best["iou_full"] == mask_iou(direct.mask, scene.target_mask)  # same code, batch and threads

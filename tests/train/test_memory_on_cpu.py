@@ -73,7 +73,7 @@ def test_lora_trains_a_small_fraction_and_keeps_no_reference_copy():
 def test_host_estimate_of_2xa6000_counts_every_process_and_the_init_transient():
     """Offloaded fp32 state, the bf16 reference, trainer/vLLM/driver processes, agent-loop and reward
     workers, Ray + TransferQueue and rank 0's full model copy at init: ~185-200 GiB, in the profile's 256."""
-    from segzero_plus.train.preflight import compose
+    from segzero_plus.train.verl_config import compose
 
     cfg = compose("segzero_plus_7b", ["hardware=2xa6000"])
     est = estimate_memory(TrainShape.from_config(cfg, 4.0, None), QWEN25_VL_7B, 48.0)

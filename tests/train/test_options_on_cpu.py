@@ -1,4 +1,4 @@
-"""The manager's SAM options: the SAM protocol of the training reward, from the recipe and overrides."""
+"""The manager's options: the SAM protocol of the training reward (recipe, overrides), former mode names."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 
 from segzero_plus.sam.protocol import MULTIMASK_BEST, PUBLISHED_PROTOCOL, SINGLE_MASK
 from segzero_plus.train.options import ManagerOptions, OptionsError, SamOptions
-from segzero_plus.train.preflight import compose
+from segzero_plus.train.verl_config import compose
 
 
 def test_sam_protocol_defaults_to_the_evaluation_default_and_reaches_the_reward_config():
@@ -35,3 +35,9 @@ def test_recipe_declares_the_protocol_so_a_hydra_override_reaches_the_manager():
     options = ManagerOptions.from_config(cfg)
     assert options.sam.protocol == SINGLE_MASK
     assert options.sam.counterfactual_config().sam_protocol == SINGLE_MASK
+
+
+def test_the_former_negative_reward_name_is_refused_with_its_new_name():
+    with pytest.raises(OptionsError, match=r"segzero_plus\.negative_reward 'plan' is now 'additive'"):
+        ManagerOptions.from_section({"negative_reward": "plan"})
+    assert ManagerOptions.from_section({"negative_reward": "additive"}).reward.negative_reward == "additive"

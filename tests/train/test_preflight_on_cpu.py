@@ -30,10 +30,10 @@ def _text(report) -> str:
 def test_the_shipped_config_tree_is_what_the_docs_promise():
     assert set(PRIMARY) == {"segzero_plus_7b", "seg_zero_baseline_7b"}
     assert {"8gpu", "2xa6000", "4x80gb", "lora_24gb", "smoke_1gpu"} <= set(HARDWARE)
-    plan = {"baseline", "neg_output_only", "neg_simple_reward", "neg_full_reward"}
+    ablations = {"baseline", "neg_output_only", "neg_simple_reward", "neg_full_reward"}
     # 3 points and weight 1.0 are neg_full_reward itself (see test_no_two_experiments_compose_alike)
-    plan |= {f"neg_{k}_points" for k in (1, 2)} | {f"neg_weight_{w}" for w in ("0.5", "2.0")}
-    assert plan | {"segzero_plus_geometry", "segzero_plus_sam_cf"} == set(EXPERIMENTS)
+    ablations |= {f"neg_{k}_points" for k in (1, 2)} | {f"neg_weight_{w}" for w in ("0.5", "2.0")}
+    assert ablations | {"segzero_plus_geometry", "segzero_plus_sam_cf"} == set(EXPERIMENTS)
 
 
 @pytest.mark.parametrize("config_name", PRIMARY)
@@ -42,7 +42,7 @@ def test_no_two_experiments_compose_alike(config_name):
     their names and folders) would run the same ablation twice."""
     from omegaconf import OmegaConf
 
-    from segzero_plus.train.preflight import compose
+    from segzero_plus.train.verl_config import compose
 
     seen: dict[str, str] = {}
     for name in EXPERIMENTS:
@@ -69,7 +69,7 @@ def test_every_shipped_config_passes_the_dry_run(config_name, overrides):
     assert {"compose", "schema", "reward", "batch", "memory"} <= checks, _text(report)
 
 
-def test_experiments_set_what_the_plan_asks():
+def test_experiments_set_what_their_names_say():
     def section(*overrides):
         return run_preflight("segzero_plus_7b", list(overrides), dry_run=True).config.segzero_plus
 
@@ -82,7 +82,7 @@ def test_experiments_set_what_the_plan_asks():
     assert section("experiment=neg_simple_reward").reward.negative_regions == "none"
     assert section("experiment=neg_2_points").reward.max_negative_points == 2
     w = section("experiment=neg_weight_0.5")
-    assert (w.negative_reward, w.reward.weights.negative_point) == ("plan", 0.5)
+    assert (w.negative_reward, w.reward.weights.negative_point) == ("additive", 0.5)
     assert section("experiment=segzero_plus_sam_cf").negative_reward == "sam_counterfactual"
     baseline_cfg = run_preflight("seg_zero_baseline_7b", [], dry_run=True).config
     assert baseline_cfg.actor_rollout_ref.model.path.endswith("Qwen2.5-VL-7B-Instruct")
@@ -113,11 +113,11 @@ def test_seg_zero_recipe_values():
     assert a6000.actor_rollout_ref.model.enable_gradient_checkpointing
 
 
-def test_plan_and_legacy_keys_in_a_yaml_file_fail_with_their_real_key(tmp_path):
+def test_foreign_and_legacy_keys_in_a_yaml_file_fail_with_their_real_key(tmp_path):
     """Hydra silently accepts unknown keys written in a config FILE; the pre-flight does not."""
     tree = tmp_path / "configs"
     shutil.copytree(CONFIGS, tree)
-    (tree / "plan_style.yaml").write_text(
+    (tree / "foreign_style.yaml").write_text(
         "hydra:\n  searchpath:\n    - pkg://verl.trainer.config\n"
         "defaults:\n  - ppo_trainer\n  - recipe/seg_zero_grpo\n  - hardware: 8gpu\n"
         "  - experiment: segzero_plus_geometry\n  - _self_\n"
@@ -126,7 +126,7 @@ def test_plan_and_legacy_keys_in_a_yaml_file_fail_with_their_real_key(tmp_path):
         "custom_reward_function:\n  path: my_reward.py\n"
         "actor_rollout_ref:\n  rollout:\n    tensor_parallel_size: 2\n"
     )
-    report = run_preflight("plan_style", [], config_dir=tree, dry_run=True)
+    report = run_preflight("foreign_style", [], config_dir=tree, dry_run=True)
     fails = "\n".join(_fails(report))
     assert not report.ok
     assert "'trainer.save_path'" in fails and "trainer.default_local_dir" in fails

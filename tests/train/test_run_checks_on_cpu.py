@@ -15,8 +15,9 @@ from segzero_plus.data.schema import TRAINING_SCHEMA
 from segzero_plus.data.training import TrainingOptions
 from segzero_plus.paths import REPO_ROOT
 from segzero_plus.scenes import generate_scenes
-from segzero_plus.train.preflight import compose, run_preflight
+from segzero_plus.train.preflight import run_preflight
 from segzero_plus.train.run_manifest import MANIFEST, write_manifest
+from segzero_plus.train.verl_config import compose
 
 EXPERIMENTS = sorted(p.stem for p in (REPO_ROOT / "configs" / "experiment").glob("*.yaml"))
 PRIMARY = sorted(p.stem for p in (REPO_ROOT / "configs").glob("*.yaml"))

@@ -90,7 +90,7 @@ def test_verls_own_entry_point_composes_the_same_config_as_the_preflight():
     import yaml
     from omegaconf import OmegaConf
 
-    from segzero_plus.train.preflight import compose
+    from segzero_plus.train.verl_config import compose
 
     overrides = ["hardware=2xa6000", "experiment=segzero_plus_sam_cf", "trainer.total_training_steps=3"]
     proc = subprocess.run(

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from segzero_plus.evaluation.curves import read_log
+from segzero_plus.reporting.curves import read_log
 from segzero_plus.train.step_log import RewardStepLogActor, StepAggregator, console_line
 
 

@@ -1,9 +1,9 @@
-"""``segzero-plus report RUN_DIRS...``: markdown results tables across runs and ablations.
+"""Markdown results tables across evaluation runs and ablations (``segzero-plus report RUN_DIRS...``).
 
 Each run directory is one ``evaluate`` run (``metrics.json``); runs with the same ``--name`` are one
 method (one row), their splits side by side. Tables:
 
-1. the plan's headline form ``| Method | RefCOCOg | ReasonSeg |`` (+ a column per other dataset), with
+1. the headline ``| Method | RefCOCOg | ReasonSeg |`` (+ a column per other dataset), with
    the metric each benchmark is published with: cIoU on RefCOCO/+/g (testA / test), gIoU on ReasonSeg
    test (other datasets: gIoU on test, else val), and the SAM protocol that produced the row's numbers;
 2. per split: n, gIoU, cIoU, the SAM protocol, failures by reason, the test-time diagnostics (gIoU
@@ -13,12 +13,12 @@ method (one row), their splits side by side. Tables:
 Numbers are comparable with published Seg-Zero results only under its protocol (``multimask_best``);
 a cell produced under another one is marked.
 
-Options also write an HTML gallery per run (:mod:`.gallery`) and training curves (:mod:`.curves`).
+The ``report`` command (:mod:`.cli`) also writes an HTML gallery per run (:mod:`.gallery`) and
+training curves (:mod:`.curves`).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 from collections.abc import Sequence
@@ -26,9 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from segzero_plus.data.io import atomic_write_bytes
 from segzero_plus.errors import UserError
-from segzero_plus.evaluation.runner import METRICS_FILE
+from segzero_plus.evaluation.run_dir import METRICS_FILE
 from segzero_plus.sam.protocol import PUBLISHED_PROTOCOL, SINGLE_MASK
 
 LEGACY_PROTOCOL = SINGLE_MASK
@@ -36,7 +35,7 @@ LEGACY_PROTOCOL = SINGLE_MASK
 SAM's single-mask output)."""
 
 HEADLINE_FAMILIES: tuple[str, ...] = ("RefCOCOg", "ReasonSeg")
-"""Columns the headline table always has (the plan's form), even when no run covers them."""
+"""Columns the headline table always has, even when no run covers them."""
 
 _FAMILY_PREFIXES: tuple[tuple[str, str], ...] = (
     ("refcocog", "RefCOCOg"),
@@ -137,7 +136,7 @@ def _pick(rs: list[SplitResult]) -> SplitResult:
 
 
 def headline_table(results: Sequence[SplitResult]) -> str:
-    """The plan's ``| Method | RefCOCOg | ReasonSeg |`` table (+ other datasets and the SAM protocol of the
+    """The ``| Method | RefCOCOg | ReasonSeg |`` table (+ other datasets and the SAM protocol of the
     row's numbers), best value in bold; a cell not produced under the published protocol is marked †."""
     methods = list(dict.fromkeys(r.method for r in results))
     families = list(HEADLINE_FAMILIES) + sorted({r.family for r in results} - set(HEADLINE_FAMILIES))
@@ -238,61 +237,3 @@ def render_report(run_dirs: Sequence[str | Path], title: str = "Seg-Zero++ resul
         "of published numbers) or single_mask (SAM2's single-mask output); every number of a row, "
         "diagnostics included, comes from that protocol.\n"
     )
-
-
-def register(subparsers: argparse._SubParsersAction) -> None:
-    from segzero_plus.arguments import positive_int
-
-    p = subparsers.add_parser(
-        "report", help="markdown results table across evaluation runs (+ gallery, curves)"
-    )
-    p.add_argument(
-        "runs", nargs="*", help="run directories of `segzero-plus evaluate` (or folders holding them)"
-    )
-    p.add_argument("--out", default=None, help="write the markdown here (default: print it)")
-    p.add_argument("--title", default="Seg-Zero++ results")
-    p.add_argument("--gallery", action="store_true", help="also write <run>/gallery/index.html for each run")
-    p.add_argument("--gallery-k", type=positive_int, default=8, help="samples per gallery section")
-    p.add_argument(
-        "--curves", nargs="*", default=None, help="training logs (verl file logger JSONL or console)"
-    )
-    p.add_argument("--curves-out", default="training_curves.png", help="PNG for --curves")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing --out / --curves-out")
-    p.add_argument(
-        "--curves-pattern", default=None, help="regex of the logged keys to plot (default: reward terms)"
-    )
-    p.set_defaults(func=_cli)
-
-
-def _cli(args: argparse.Namespace) -> int:
-    if not args.runs and not args.curves:
-        raise UserError("give run directories and/or --curves LOG")
-    for log in args.curves or []:
-        if not Path(log).is_file():
-            raise UserError(f"training log not found: {log}")
-    outputs = [Path(p) for p in (args.out, args.curves and args.curves_out) if p]
-    existing = [p for p in outputs if p.exists()]
-    if existing and not args.overwrite:
-        raise UserError(f"{existing[0]} exists; pass --overwrite to replace it")
-    if args.runs:
-        text = render_report(args.runs, args.title)
-        if args.out:
-            atomic_write_bytes(args.out, text.encode())
-            print(f"wrote {args.out}")
-        else:
-            print(text)
-        if args.gallery:
-            from segzero_plus.evaluation.gallery import write_gallery
-
-            for run in find_runs(args.runs):
-                print(f"wrote {write_gallery(run, k=args.gallery_k)}")
-    if args.curves:
-        from segzero_plus.evaluation.curves import plot_curves
-
-        kwargs = {"pattern": args.curves_pattern} if args.curves_pattern else {}
-        try:
-            path = plot_curves(args.curves, args.curves_out, **kwargs)
-        except ValueError as exc:  # no numeric series matched
-            raise UserError(str(exc)) from None
-        print(f"wrote {path}")
-    return 0

@@ -15,8 +15,9 @@ from segzero_plus.data import io as dio
 from segzero_plus.data.images import model_size, resize_mask
 from segzero_plus.data.miniature import write_refer_layout
 from segzero_plus.data.refcoco import ReferDataset
+from segzero_plus.data.refer_training import prepare_refer_training
 from segzero_plus.data.schema import loads_ground_truth, parse_solution
-from segzero_plus.data.training import TrainingOptions, parse_size, prepare_refer_training
+from segzero_plus.data.training import TrainingOptions, parse_size
 from segzero_plus.geometry import inscribed_circle_centres, mask_bbox, scale_box, scale_points
 from segzero_plus.masks import decode_rle
 

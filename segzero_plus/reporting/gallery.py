@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from segzero_plus.evaluation.runner import RUN_FILE, SAMPLES_FILE
+from segzero_plus.evaluation.run_dir import RUN_FILE, SAMPLES_FILE
 from segzero_plus.evaluation.store import read_jsonl
 
 PANEL_MAX = 420

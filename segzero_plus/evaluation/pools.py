@@ -1,8 +1,11 @@
-"""Data-parallel evaluation over GPUs and nodes with Ray: one evaluator actor per shard.
+"""Where an evaluation's chunks are evaluated: in this process (:class:`LocalPool`) or on Ray actors,
+one evaluator per shard (:class:`RayPool`). Both take ``(chunk index, rows)`` jobs and yield
+``(chunk index, records)``; :func:`make_pool` picks one for a config.
 
-Each :class:`ShardWorker` actor builds its own backend + SAM scorer (``num_gpus = gpus_per_shard``,
-by default the tensor-parallel size when GPUs exist), so Ray places shards on free GPUs of any node in
-the cluster (``--ray-address auto`` joins a running cluster; without it a local Ray starts). The driver
+:func:`build_evaluator` makes the backend + SAM scorer of one config (what the local pool and each Ray
+shard actor run). Each :class:`ShardWorker` actor builds its own (``num_gpus = gpus_per_shard``, by
+default the tensor-parallel size when GPUs exist), so Ray places shards on free GPUs of any node in the
+cluster (``--ray-address auto`` joins a running cluster; without it a local Ray starts). The driver
 keeps every actor busy with up to two chunks, receives the records and writes them to the run's one
 JSONL (the merge): no shared filesystem is needed and a dead driver loses only chunks in flight.
 A chunk whose actor dies is retried once on another actor, then recorded as failed samples
@@ -14,14 +17,102 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from typing import Any
 
-from segzero_plus.evaluation.runner import EvalConfig, build_evaluator
+from segzero_plus.evaluation.config import EvalConfig
 
 logger = logging.getLogger(__name__)
 
 IN_FLIGHT_PER_SHARD = 2
+
+
+def build_evaluator(cfg: EvalConfig, backend: Any = None) -> Any:
+    """Backend + SAM scorer for ``cfg`` in this process (also what each Ray shard actor runs).
+
+    ``backend`` overrides the generation backend (e.g. a scripted synthetic policy in the demo)."""
+    import torch
+
+    from segzero_plus.evaluation.backends import GenerationSettings, make_backend, resolve_device
+    from segzero_plus.evaluation.pipeline import Evaluator, parse_resize
+    from segzero_plus.sam.build import build_sam2_model
+    from segzero_plus.sam.scorer import SamScorer
+
+    if cfg.torch_threads:
+        torch.set_num_threads(int(cfg.torch_threads))
+    device = resolve_device(cfg.device)
+    settings = GenerationSettings(
+        max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature, seed=cfg.seed
+    )
+    backend = backend or make_backend(
+        cfg.backend,
+        cfg.model,
+        cfg.template,
+        settings,
+        device=device,
+        dtype=cfg.dtype,
+        tensor_parallel_size=cfg.tensor_parallel_size,
+        gpu_memory_utilization=cfg.gpu_memory_utilization,
+        max_model_len=cfg.max_model_len,
+        enforce_eager=cfg.enforce_eager,
+    )
+    sam_model = build_sam2_model(cfg.sam_config, cfg.sam_checkpoint, device=device, seed=cfg.sam_seed)
+    # every unique image of a chunk must stay cached during its one batched SAM call
+    scorer = SamScorer(
+        sam_model, cache_size=max(cfg.sam_cache_size, cfg.batch_size), max_batch=cfg.sam_max_batch
+    )
+    return Evaluator(
+        backend,
+        scorer,
+        resize=parse_resize(cfg.resize),
+        diagnostics=cfg.diagnostics,
+        store_masks=cfg.store_masks,
+        sam_protocol=cfg.sam_protocol,
+    )
+
+
+class LocalPool:
+    """Evaluates chunks in this process with one :class:`Evaluator`, as a two-stage pipeline.
+
+    With ``overlap`` (default), SAM for chunk ``k`` (stage 2, in a helper thread) runs while the policy
+    generates for chunk ``k + 1`` (stage 1): the two stages use disjoint models, and torch releases the
+    GIL in its kernels, so the wall time per chunk approaches the slower stage instead of the sum.
+    Results do not depend on it; at most two chunks are in flight.
+    """
+
+    def __init__(self, evaluator: Any, overlap: bool = True) -> None:
+        self.evaluator = evaluator
+        self.overlap = overlap
+
+    def run(
+        self, jobs: Iterator[tuple[int, list[dict[str, Any]]]]
+    ) -> Iterator[tuple[int, list[dict[str, Any]]]]:
+        ev = self.evaluator
+        if not self.overlap:
+            for k, rows in jobs:
+                yield k, ev.evaluate(rows)
+            return
+        import torch
+
+        threads = torch.get_num_threads()  # OpenMP settings are per thread: give the helper the same
+        with ThreadPoolExecutor(
+            1, "sam-stage", initializer=torch.set_num_threads, initargs=(threads,)
+        ) as stage2:
+            pending = None
+            for k, rows in jobs:
+                prepared = ev.prepare(rows)
+                if pending is not None:
+                    yield pending[0], pending[1].result()
+                pending = (k, stage2.submit(ev.finish, prepared))
+            if pending is not None:
+                yield pending[0], pending[1].result()
+
+    def stats(self) -> dict[str, Any]:
+        return {"shards": 1, "sam": self.evaluator.scorer.stats.as_dict()}
+
+    def close(self) -> None:
+        pass
 
 
 class ShardWorker:
@@ -41,7 +132,7 @@ class ShardWorker:
         return {"pid": os.getpid(), "shard": self.shard, **self.evaluator.scorer.stats.as_dict()}
 
 
-def _failed_records(rows: list[dict[str, Any]], reason: str) -> list[dict[str, Any]]:
+def failed_records(rows: list[dict[str, Any]], reason: str) -> list[dict[str, Any]]:
     """Records for a chunk no actor could evaluate: counted failures, never dropped."""
     from segzero_plus.masks import decode_rle
     from segzero_plus.metrics import FAIL_GENERATION, score_sample
@@ -144,7 +235,7 @@ class RayPool:
                     logger.warning("chunk %d failed on shard %d (%s); retrying once", k, a, reason)
                     retry.append((k, rows, 1))
                 else:
-                    yield k, _failed_records(rows, reason)
+                    yield k, failed_records(rows, reason)
 
     def stats(self) -> dict[str, Any]:
         import ray
@@ -165,3 +256,10 @@ class RayPool:
         self.actors = []
         if self._own_ray:
             ray.shutdown()
+
+
+def make_pool(cfg: EvalConfig) -> Any:
+    """A :class:`LocalPool`, or a :class:`RayPool` of ``num_shards`` actors (or any Ray cluster address)."""
+    if cfg.num_shards > 1 or cfg.ray_address:
+        return RayPool(cfg)
+    return LocalPool(build_evaluator(cfg))
