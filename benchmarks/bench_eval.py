@@ -102,12 +102,12 @@ def run() -> list[BenchRow]:
 
     from segzero_plus.data.io import iter_rows
     from segzero_plus.data.lookalike import write_scenes_eval
+    from segzero_plus.data.scenes import generate_scenes
     from segzero_plus.evaluation.config import EvalConfig
     from segzero_plus.evaluation.pools import LocalPool, build_evaluator
     from segzero_plus.evaluation.runner import run_evaluation
     from segzero_plus.evaluation.store import read_jsonl
-    from segzero_plus.scenes import generate_scenes
-    from segzero_plus.tiny_models import ensure_tiny_qwen, ensure_tiny_sam
+    from segzero_plus.testing.tiny_models import ensure_tiny_qwen, ensure_tiny_sam
 
     sam_config, sam_ckpt = ensure_tiny_sam(SAM_CONFIG)
     work = Path(tempfile.mkdtemp(prefix="bench_eval_"))

@@ -95,10 +95,10 @@ def _baseline(refer_root: Path, images_dir: Path, out: Path) -> int:
 
 
 def run() -> list[BenchRow]:
-    from segzero_plus.data.miniature import write_refer_layout
     from segzero_plus.data.refer_training import prepare_refer_training
+    from segzero_plus.data.scenes import generate_scenes
     from segzero_plus.data.training import TrainingOptions
-    from segzero_plus.scenes import generate_scenes
+    from segzero_plus.testing.miniature import write_refer_layout
 
     device = device_name()
     with tempfile.TemporaryDirectory() as tmp:

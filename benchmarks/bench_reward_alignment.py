@@ -36,13 +36,13 @@ from scipy.stats import spearmanr
 
 from benchmarks.common import BenchRow, device_name
 from segzero_plus.data.lookalike import scenes_to_training_rows
+from segzero_plus.data.scenes import decode_png, generate_scenes
 from segzero_plus.data.schema import to_ground_truth
 from segzero_plus.data.training import TrainingOptions
 from segzero_plus.rewards import GroundTruth, RewardConfig, seg_zero_strict_score, total_reward
 from segzero_plus.sam.counterfactual import CounterfactualConfig, counterfactual_reward, mask_iou
 from segzero_plus.sam.mining import mine_confused_regions
 from segzero_plus.sam.scorer import PromptSet
-from segzero_plus.scenes import decode_png, generate_scenes
 from segzero_plus.testing.toy_sam import toy_sam_scorer
 
 ALIGN_SEED = 31

@@ -190,10 +190,10 @@ def _timed(fn: Callable[[], object], device: str) -> float:
 def run() -> list[BenchRow]:
     from sam2.sam2_image_predictor import SAM2ImagePredictor
 
+    from segzero_plus.data.scenes import generate_scenes
     from segzero_plus.sam.build import build_sam2_model
     from segzero_plus.sam.mining import mine_confused_regions
     from segzero_plus.sam.scorer import PromptSet, SamScorer
-    from segzero_plus.scenes import generate_scenes
 
     device = os.environ.get("SEGZERO_BENCH_DEVICE", "cpu")
     on_gpu = device.startswith("cuda")

@@ -62,8 +62,8 @@ def _step(client, work) -> float:
 def run() -> list[BenchRow]:
     import ray
 
-    from segzero_plus.scenes import generate_scenes
-    from segzero_plus.tiny_models import ensure_tiny_sam
+    from segzero_plus.data.scenes import generate_scenes
+    from segzero_plus.testing.tiny_models import ensure_tiny_sam
 
     config_name, checkpoint = ensure_tiny_sam(SAM_CONFIG)
     spec = ScorerSpec(

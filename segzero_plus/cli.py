@@ -20,8 +20,8 @@ from segzero_plus.errors import UserError, environment_error
 
 # subcommand name -> "module" (whose ``register`` adds the parser) or "module:function" (that function)
 SUBCOMMANDS: dict[str, str] = {
-    "make-tiny": "segzero_plus.tiny_models",
-    "make-scenes": "segzero_plus.scenes",
+    "make-tiny": "segzero_plus.testing.tiny_models",
+    "make-scenes": "segzero_plus.data.scenes",
     "mine-confused": "segzero_plus.data.cli:register_mine_confused",
     "prepare-train": "segzero_plus.data.cli:register_prepare_train",
     "prepare-eval": "segzero_plus.data.cli:register_prepare_eval",

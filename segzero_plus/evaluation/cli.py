@@ -119,8 +119,8 @@ def _lookalike_data(spec: str) -> str:
     """Generate ``lookalike:N`` scenes into the cache (``<cache>/lookalike/lookalike_N.parquet``, once)
     and return its path."""
     from segzero_plus.data.lookalike import write_scenes_eval
+    from segzero_plus.data.scenes import generate_scenes
     from segzero_plus.paths import cache_dir
-    from segzero_plus.scenes import generate_scenes
 
     count = spec.split(":", 1)[1] or "16"
     if not count.isdigit() or int(count) < 1:
@@ -143,7 +143,7 @@ def config_from_args(args: argparse.Namespace) -> EvalConfig:
     elif model is None:
         raise RunError("--model is required (a Hugging Face model folder, or 'tiny')")
     if model == "tiny":
-        from segzero_plus.tiny_models import ensure_tiny_qwen
+        from segzero_plus.testing.tiny_models import ensure_tiny_qwen
 
         model = str(ensure_tiny_qwen())
     sam_ckpt = None if args.sam_checkpoint == "random" else args.sam_checkpoint

@@ -164,7 +164,7 @@ def _models(args: argparse.Namespace, notes: list[str]) -> tuple[Any, Any]:
     if args.model is not None and not Path(args.model).is_dir():
         raise SegmentError(f"model folder not found: {args.model}")
     if args.sam is None:
-        from segzero_plus.tiny_models import ensure_tiny_sam
+        from segzero_plus.testing.tiny_models import ensure_tiny_sam
 
         sam_config, sam_ckpt = ensure_tiny_sam(args.sam_config or "sam2.1_hiera_t")
         notes.append(f"random-weight SAM2 {sam_config} (pass --sam CKPT for real masks)")
@@ -175,7 +175,7 @@ def _models(args: argparse.Namespace, notes: list[str]) -> tuple[Any, Any]:
     if args.answer is None:
         model = args.model
         if model is None:
-            from segzero_plus.tiny_models import ensure_tiny_qwen
+            from segzero_plus.testing.tiny_models import ensure_tiny_qwen
 
             model = ensure_tiny_qwen()
             notes.append("tiny random-weight Qwen2.5-VL (pass --model DIR for a trained policy)")

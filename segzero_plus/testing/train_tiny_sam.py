@@ -47,9 +47,9 @@ import torch
 import torch.nn.functional as F
 from scipy import ndimage
 
+from segzero_plus.data.scenes import DEFAULT_SIZES, Scene, generate_scene, generate_scenes
 from segzero_plus.errors import UserError
 from segzero_plus.geometry import inscribed_circle_centres, mask_bbox
-from segzero_plus.scenes import DEFAULT_SIZES, Scene, generate_scene, generate_scenes
 from segzero_plus.testing.toy_sam import TOY_SAM_CONFIG
 
 TRAIN_SEED_BASE = 2**40

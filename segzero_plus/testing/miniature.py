@@ -28,7 +28,7 @@ import pyarrow.parquet as pq
 from PIL import Image
 
 from segzero_plus.data.images import encode_png, resize_image
-from segzero_plus.scenes import SHAPES
+from segzero_plus.data.scenes import SHAPES
 
 SPLIT_CYCLE: tuple[str, ...] = ("train", "train", "val", "test")
 
