@@ -32,6 +32,7 @@ import numpy as np
 import torch
 
 from benchmarks.common import BenchRow, device_name
+from segzero_plus.sam.protocol import DEFAULT_SAM_CONFIG
 
 DEVICE = os.environ.get("SEGZERO_BENCH_DEVICE", "cpu")
 N_SAMPLES = int(os.environ.get("SEGZERO_BENCH_EVAL_SAMPLES", "64" if DEVICE.startswith("cuda") else "16"))
@@ -41,7 +42,7 @@ MAX_NEW_TOKENS = int(
 )  # ~ a real answer; the random model never stops
 REPEATS = int(os.environ.get("SEGZERO_BENCH_EVAL_REPEATS", "2"))
 SAM_CONFIG = os.environ.get(
-    "SEGZERO_BENCH_EVAL_SAM", "sam2.1_hiera_l" if DEVICE.startswith("cuda") else "tiny_test"
+    "SEGZERO_BENCH_EVAL_SAM", DEFAULT_SAM_CONFIG if DEVICE.startswith("cuda") else "tiny_test"
 )
 
 

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from benchmarks.common import BenchRow, device_name
+from segzero_plus.sam.protocol import DEFAULT_SAM_CONFIG
 
 STEP_IMAGES = 16
 RESPONSES_PER_IMAGE = 8
@@ -197,7 +198,7 @@ def run() -> list[BenchRow]:
 
     device = os.environ.get("SEGZERO_BENCH_DEVICE", "cpu")
     on_gpu = device.startswith("cuda")
-    config = os.environ.get("SEGZERO_BENCH_SAM_CONFIG", "sam2.1_hiera_l" if on_gpu else "sam2.1_hiera_t")
+    config = os.environ.get("SEGZERO_BENCH_SAM_CONFIG", DEFAULT_SAM_CONFIG if on_gpu else "sam2.1_hiera_t")
     where = (
         f"{torch.cuda.get_device_name()} ({config}, bf16)" if on_gpu else f"{device_name()} ({config}, fp32)"
     )

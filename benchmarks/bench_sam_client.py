@@ -20,7 +20,8 @@ import numpy as np
 
 from benchmarks.bench_sam import RESPONSES_PER_IMAGE, STEP_IMAGES, _responses
 from benchmarks.common import BenchRow, device_name
-from segzero_plus.sam.actor import SamScorerClient, ScorerSpec
+from segzero_plus.sam.actor import SamScorerClient
+from segzero_plus.sam.spec import ScorerSpec
 
 NAMESPACE = "segzero_plus_bench"
 SAM_CONFIG = "tiny_test"

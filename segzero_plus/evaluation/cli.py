@@ -14,7 +14,7 @@ from pathlib import Path
 from segzero_plus.arguments import positive_int, sam_config_name, template_name
 from segzero_plus.evaluation.config import EvalConfig, RunError
 from segzero_plus.evaluation.runner import run_evaluation
-from segzero_plus.sam.protocol import PUBLISHED_PROTOCOL, SAM_PROTOCOLS
+from segzero_plus.sam.protocol import DEFAULT_SAM_CONFIG, PUBLISHED_PROTOCOL, SAM_PROTOCOLS
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -59,7 +59,7 @@ def _add_input_arguments(p: argparse.ArgumentParser) -> None:
         required=True,
         help="SAM2 checkpoint ({'model': state_dict}); 'random' = random weights (tests/throughput only)",
     )
-    p.add_argument("--sam-config", type=sam_config_name, default="sam2.1_hiera_l")
+    p.add_argument("--sam-config", type=sam_config_name, default=DEFAULT_SAM_CONFIG)
     p.add_argument(
         "--sam-protocol",
         choices=SAM_PROTOCOLS,

@@ -15,10 +15,10 @@ ray = pytest.importorskip("ray")
 from segzero_plus.sam.actor import (  # noqa: E402
     SamScorerClient,
     SamUnavailableError,
-    ScorerSpec,
     get_scorer_actor,
 )
 from segzero_plus.sam.scorer import PromptSet  # noqa: E402
+from segzero_plus.sam.spec import ScorerSpec  # noqa: E402
 from segzero_plus.testing.agreement import MAX_FLIPPED_SHARE  # noqa: E402
 
 pytestmark = pytest.mark.slow
