@@ -1,10 +1,10 @@
-"""Reward cost for one GRPO batch: 16 prompts x 8 rollouts on 840x840 masks, ours vs the plan's naive terms.
+"""Reward cost for one GRPO batch: 16 prompts x 8 rollouts on 840x840 masks, ours vs naive terms.
 
 Rows:
 - ``reward_batch_128``: the full reward (parse, format, box, point, negative terms) of 128 responses.
   Ours: ``total_reward`` with one fresh ``GroundTruth`` per prompt (its caches are built inside the
-  timing). Baseline: the same parse/format/box terms with the plan's point term (an ``np.argwhere`` scan
-  of the mask for every positive point off the mask) and the plan's negative term.
+  timing). Baseline: the same parse/format/box terms with a naive point term (an ``np.argwhere`` scan
+  of the mask for every positive point off the mask) and the additive negative term.
 - ``reward_batch_128_whole_lookalike``: the same with the whole look-alike as the confused region (the
   ground truth's distractor mask, no mined mask): the negative term labels components that reach far
   beyond the target's box.
@@ -113,12 +113,12 @@ def make_responses(sample: dict, rng: np.random.Generator) -> list[str]:
 
 
 # --------------------------------------------------------------------------------------------------
-# The plan's terms, implemented naively as its sketch does (the baseline)
+# The baseline's terms: a naive point term and the additive negative formula
 # --------------------------------------------------------------------------------------------------
 
 
 def naive_point_reward(points, gt_mask: np.ndarray, threshold: float = 100.0) -> float:
-    """The plan's point term: for each point off the mask, scan ``np.argwhere(mask)`` for the nearest pixel."""
+    """Naive point term: for each point off the mask, scan ``np.argwhere(mask)`` for the nearest pixel."""
     if not points:
         return 0.0
     h, w = gt_mask.shape
@@ -137,7 +137,7 @@ def naive_point_reward(points, gt_mask: np.ndarray, threshold: float = 100.0) ->
 
 
 def naive_total(response: str, sample: dict, config: RewardConfig, region: str) -> dict[str, float]:
-    """Same parse/format/box terms as ours, the plan's point and negative terms (on ``sample[region]``)."""
+    """Same parse/format/box terms as ours, the naive point term and the additive negative term (on ``sample[region]``)."""
     answer: Answer = parse_answer(response)
     mask = sample["mask"]
     terms = {
@@ -222,7 +222,7 @@ def run() -> list[BenchRow]:
             baseline=t_naive,
             unit="ms",
             device=device,
-            note=f"full reward; ours=total_reward (geometry negatives), baseline=plan's point+negative terms; {common}",
+            note=f"full reward; ours=total_reward (geometry negatives), baseline=naive point + additive negative terms; {common}",
         ),
         BenchRow(
             name="reward_batch_128_whole_lookalike",
