@@ -18,6 +18,7 @@ confused region; the 8 rollouts per prompt mix good, sloppy, near-miss, far-off 
 from __future__ import annotations
 
 import json
+from functools import partial
 
 import numpy as np
 
@@ -159,6 +160,39 @@ def naive_total(response: str, sample: dict, config: RewardConfig, region: str) 
     return terms
 
 
+def _fresh_gt(sample: dict, region: str = "confused") -> GroundTruth:
+    confused = sample["confused"] if region == "confused" else None  # None: the distractor is used
+    return GroundTruth(sample["bbox"], sample["points"], sample["mask"], confused, sample["distractors"])
+
+
+def _ours_batch(batch: list, config: RewardConfig, region: str = "confused") -> list[dict]:
+    out = []
+    for sample, responses in batch:
+        gt = _fresh_gt(sample, region)  # per-prompt caches are rebuilt inside every timed run
+        out.extend(total_reward(r, gt, config) for r in responses)
+    return out
+
+
+def _naive_batch(batch: list, config: RewardConfig, region: str = "confused") -> list[dict]:
+    return [naive_total(r, sample, config, region) for sample, responses in batch for r in responses]
+
+
+def _ours_points(parsed: list, config: RewardConfig) -> list[float]:
+    out = []
+    for sample, answers in parsed:
+        gt = _fresh_gt(sample)
+        out.extend(point_reward(a.points_pos, gt, config.point_threshold_px) for a in answers)
+    return out
+
+
+def _naive_points(parsed: list, config: RewardConfig) -> list[float]:
+    return [
+        naive_point_reward(a.points_pos, sample["mask"], config.point_threshold_px)
+        for sample, answers in parsed
+        for a in answers
+    ]
+
+
 def run() -> list[BenchRow]:
     config = RewardConfig()
     samples = make_samples()
@@ -174,33 +208,8 @@ def run() -> list[BenchRow]:
         if 0 <= x < SIZE and 0 <= y < SIZE
     )
 
-    def fresh_gt(sample: dict, region: str = "confused") -> GroundTruth:
-        confused = sample["confused"] if region == "confused" else None  # None: the distractor is used
-        return GroundTruth(sample["bbox"], sample["points"], sample["mask"], confused, sample["distractors"])
-
-    def ours_batch(region: str = "confused") -> list[dict]:
-        out = []
-        for sample, responses in batch:
-            gt = fresh_gt(sample, region)  # per-prompt caches are rebuilt inside every timed run
-            out.extend(total_reward(r, gt, config) for r in responses)
-        return out
-
-    def naive_batch(region: str = "confused") -> list[dict]:
-        return [naive_total(r, sample, config, region) for sample, responses in batch for r in responses]
-
-    def ours_points() -> list[float]:
-        out = []
-        for sample, answers in parsed:
-            gt = fresh_gt(sample)
-            out.extend(point_reward(a.points_pos, gt, config.point_threshold_px) for a in answers)
-        return out
-
-    def naive_points() -> list[float]:
-        return [
-            naive_point_reward(a.points_pos, sample["mask"], config.point_threshold_px)
-            for sample, answers in parsed
-            for a in answers
-        ]
+    ours_batch, naive_batch = partial(_ours_batch, batch, config), partial(_naive_batch, batch, config)
+    ours_points, naive_points = partial(_ours_points, parsed, config), partial(_naive_points, parsed, config)
 
     assert ours_points() == naive_points(), "the two point terms must agree on these inputs"
     ours_results = ours_batch()

@@ -188,31 +188,20 @@ def _timed(fn: Callable[[], object], device: str) -> float:
     return time.perf_counter() - t0
 
 
-def run() -> list[BenchRow]:
+def _step_rows(model, device: str, where: str, autocast) -> list[BenchRow]:
+    """One simulated GRPO step: ours for real; the naive design's encodes counted for all responses, its
+    wall time measured on a subset on CPU (all on GPU) and scaled linearly."""
     from sam2.sam2_image_predictor import SAM2ImagePredictor
 
     from segzero_plus.data.scenes import generate_scenes
-    from segzero_plus.sam.build import build_sam2_model
-    from segzero_plus.sam.mining import mine_confused_regions
     from segzero_plus.sam.scorer import PromptSet, SamScorer
 
-    device = os.environ.get("SEGZERO_BENCH_DEVICE", "cpu")
     on_gpu = device.startswith("cuda")
-    config = os.environ.get("SEGZERO_BENCH_SAM_CONFIG", DEFAULT_SAM_CONFIG if on_gpu else "sam2.1_hiera_t")
-    where = (
-        f"{torch.cuda.get_device_name()} ({config}, bf16)" if on_gpu else f"{device_name()} ({config}, fp32)"
-    )
-    model = build_sam2_model(config, None, device=device, seed=0)
-    autocast = (
-        torch.autocast("cuda", dtype=torch.bfloat16) if on_gpu else torch.autocast("cpu", enabled=False)
-    )
-
     scenes = generate_scenes(STEP_IMAGES, seed=11, sizes=((840, 840),))
     rng = np.random.default_rng(0)
     work = [(s, _responses(s, rng, RESPONSES_PER_IMAGE)) for s in scenes]
     n_responses = STEP_IMAGES * RESPONSES_PER_IMAGE
 
-    # --- a GRPO step: ours, for real
     scorer = SamScorer(model, cache_size=2 * STEP_IMAGES)
     if on_gpu:  # warm-up (kernels, allocator) on another image
         scorer.score("warm", scenes[0].image[::-1].copy(), [PromptSet.make(None, [(5, 5)])])
@@ -222,28 +211,23 @@ def run() -> list[BenchRow]:
     ours_encodes = scorer.stats.images_encoded
     ours_decodes = scorer.stats.prompt_sets_decoded
 
-    # --- the naive step: exact encode count for all responses, wall measured on a subset
     counter = _CountingPredictor()
     _naive_step(counter, work, np.random.default_rng(1))
-    naive_encodes = counter.set_image_calls
     predictor = SAM2ImagePredictor(model)
     measured = n_responses if on_gpu else BASELINE_RESPONSES
     subset = [(work[0][0], work[0][1][:measured])] if measured < n_responses else work
     with autocast:
         naive_measured = _timed(lambda: _naive_step(predictor, subset, np.random.default_rng(1)), device)
-    naive_wall = naive_measured * n_responses / measured
     extrapolated = (
         ""
         if measured == n_responses
-        else (
-            f"; naive measured on {measured} of {n_responses} responses ({naive_measured:.1f} s) and scaled linearly"
-        )
+        else f"; naive measured on {measured} of {n_responses} responses ({naive_measured:.1f} s) and scaled linearly"
     )
-    rows = [
+    return [
         BenchRow(
             "sam_encodes_per_step",
             float(ours_encodes),
-            float(naive_encodes),
+            float(counter.set_image_calls),
             "count",
             where,
             f"simulated GRPO step {STEP_IMAGES} images x {RESPONSES_PER_IMAGE} responses; ours = unique images "
@@ -253,14 +237,22 @@ def run() -> list[BenchRow]:
         BenchRow(
             "sam_step_wall",
             ours_wall,
-            naive_wall,
+            naive_measured * n_responses / measured,
             "s",
             where,
             f"same step, random weights; ours measured in full{extrapolated}",
         ),
     ]
 
-    # --- mining throughput: same images, two rows per image
+
+def _mining_row(model, device: str, where: str, autocast) -> BenchRow:
+    """Mining throughput on the same images, two rows per image: ours vs the naive loop."""
+    from sam2.sam2_image_predictor import SAM2ImagePredictor
+
+    from segzero_plus.data.scenes import generate_scenes
+    from segzero_plus.sam.mining import mine_confused_regions
+    from segzero_plus.sam.scorer import SamScorer
+
     mining_scenes = generate_scenes(MINING_IMAGES, seed=12, sizes=((840, 840),))
     mining_rows = [s for s in mining_scenes for _ in range(ROWS_PER_IMAGE)]
     miner = SamScorer(model, cache_size=4)
@@ -272,26 +264,42 @@ def run() -> list[BenchRow]:
             )
 
     ours_mining_wall = _timed(ours_mining, device)
+    predictor = SAM2ImagePredictor(model)
     with autocast:
         naive_mining_wall = _timed(
             lambda: _naive_mining(predictor, mining_rows, np.random.default_rng(2)), device
         )
-    rows.append(
-        BenchRow(
-            "mining_images_per_s",
-            MINING_IMAGES / ours_mining_wall,
-            MINING_IMAGES / naive_mining_wall,
-            "images/s",
-            where,
-            f"{MINING_IMAGES} images x {ROWS_PER_IMAGE} rows; ours: 1 encode per image, oracle FP + "
-            f"{NAIVE_SAMPLES} probes in one batched call + distractors ({miner.stats.images_encoded} encodes); "
-            f"naive: set_image per row + {NAIVE_SAMPLES} single predicts",
-            higher_is_better=True,
-        )
+    return BenchRow(
+        "mining_images_per_s",
+        MINING_IMAGES / ours_mining_wall,
+        MINING_IMAGES / naive_mining_wall,
+        "images/s",
+        where,
+        f"{MINING_IMAGES} images x {ROWS_PER_IMAGE} rows; ours: 1 encode per image, oracle FP + "
+        f"{NAIVE_SAMPLES} probes in one batched call + distractors ({miner.stats.images_encoded} encodes); "
+        f"naive: set_image per row + {NAIVE_SAMPLES} single predicts",
+        higher_is_better=True,
     )
 
+
+def run() -> list[BenchRow]:
+    from segzero_plus.sam.build import build_sam2_model
+
+    device = os.environ.get("SEGZERO_BENCH_DEVICE", "cpu")
+    on_gpu = device.startswith("cuda")
+    config = os.environ.get("SEGZERO_BENCH_SAM_CONFIG", DEFAULT_SAM_CONFIG if on_gpu else "sam2.1_hiera_t")
+    where = (
+        f"{torch.cuda.get_device_name()} ({config}, bf16)" if on_gpu else f"{device_name()} ({config}, fp32)"
+    )
+    model = build_sam2_model(config, None, device=device, seed=0)
+    autocast = (
+        torch.autocast("cuda", dtype=torch.bfloat16) if on_gpu else torch.autocast("cpu", enabled=False)
+    )
+    rows = [*_step_rows(model, device, where, autocast), _mining_row(model, device, where, autocast)]
     if on_gpu:
-        rows += _gpu_rows(model, scenes, where)
+        from segzero_plus.data.scenes import generate_scenes
+
+        rows += _gpu_rows(model, generate_scenes(STEP_IMAGES, seed=11, sizes=((840, 840),)), where)
     return rows
 
 
