@@ -10,7 +10,7 @@ export TRANSFORMERS_OFFLINE := 1
 export WANDB_MODE ?= offline
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup demo test bench lint lock clean
+.PHONY: setup demo test test-wheel bench lint lock clean
 
 LOCK := requirements/cpu-lock.txt
 
@@ -33,6 +33,10 @@ demo: setup
 test: setup
 	@$(PY) -m pytest -q -p no:cacheprovider --durations=15 tests; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; exit $$rc
+
+# The wheel outside the checkout (deselected from `make test`: a build, an install, three CLI starts).
+test-wheel: setup
+	$(PY) -m pytest -q -p no:cacheprovider -m wheel tests/test_wheel_on_cpu.py
 
 bench: setup
 	$(PY) -m benchmarks.run --out docs/benchmarks.md --json docs/benchmarks.json

@@ -27,11 +27,13 @@ import os
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 from benchmarks.common import BenchRow, device_name
+from segzero_plus.sam.protocol import DEFAULT_SAM_CONFIG
 
 DEVICE = os.environ.get("SEGZERO_BENCH_DEVICE", "cpu")
 N_SAMPLES = int(os.environ.get("SEGZERO_BENCH_EVAL_SAMPLES", "64" if DEVICE.startswith("cuda") else "16"))
@@ -41,7 +43,7 @@ MAX_NEW_TOKENS = int(
 )  # ~ a real answer; the random model never stops
 REPEATS = int(os.environ.get("SEGZERO_BENCH_EVAL_REPEATS", "2"))
 SAM_CONFIG = os.environ.get(
-    "SEGZERO_BENCH_EVAL_SAM", "sam2.1_hiera_l" if DEVICE.startswith("cuda") else "tiny_test"
+    "SEGZERO_BENCH_EVAL_SAM", DEFAULT_SAM_CONFIG if DEVICE.startswith("cuda") else "tiny_test"
 )
 
 
@@ -97,20 +99,19 @@ def _seg_zero_style(rows: list[dict], backend, predictor, template: str) -> tupl
     return time.perf_counter() - t0, responses
 
 
-def run() -> list[BenchRow]:
+def _prepare(work: Path) -> tuple[Any, Path, list[dict], Any, Any]:
+    """The look-alike eval parquet, our config and evaluator, and a SAM2 predictor on the same model
+    (both sides warmed up): ``(cfg, data, rows, evaluator, predictor)``."""
     from sam2.sam2_image_predictor import SAM2ImagePredictor
 
     from segzero_plus.data.io import iter_rows
     from segzero_plus.data.lookalike import write_scenes_eval
+    from segzero_plus.data.scenes import generate_scenes
     from segzero_plus.evaluation.config import EvalConfig
-    from segzero_plus.evaluation.pools import LocalPool, build_evaluator
-    from segzero_plus.evaluation.runner import run_evaluation
-    from segzero_plus.evaluation.store import read_jsonl
-    from segzero_plus.scenes import generate_scenes
-    from segzero_plus.tiny_models import ensure_tiny_qwen, ensure_tiny_sam
+    from segzero_plus.evaluation.pools import build_evaluator
+    from segzero_plus.testing.tiny_models import ensure_tiny_qwen, ensure_tiny_sam
 
     sam_config, sam_ckpt = ensure_tiny_sam(SAM_CONFIG)
-    work = Path(tempfile.mkdtemp(prefix="bench_eval_"))
     data = work / "data.parquet"
     write_scenes_eval(generate_scenes(N_SAMPLES, seed=5), data, split="val")
     rows = list(iter_rows(data))
@@ -136,8 +137,17 @@ def run() -> list[BenchRow]:
     evaluator.evaluate(rows[:BATCH])
     evaluator.scorer.reset_stats()
     evaluator.scorer.clear_cache()
+    return cfg, data, rows, evaluator, predictor
 
-    # alternate the two, best of REPEATS each: other processes share this machine's cores
+
+def _alternate(cfg: Any, rows: list[dict], evaluator: Any, predictor: Any) -> tuple[float, float, float, int]:
+    """The two sides alternated, best of REPEATS each (other processes share this machine's cores):
+    ``(ours s, baseline s, SAM encodes per sample, identical responses)``."""
+    from segzero_plus.evaluation.pools import LocalPool
+    from segzero_plus.evaluation.runner import run_evaluation
+    from segzero_plus.evaluation.store import read_jsonl
+
+    backend = evaluator.backend
     ours_s = base_s = float("inf")
     for _ in range(REPEATS):
         evaluator.scorer.reset_stats()
@@ -147,13 +157,19 @@ def run() -> list[BenchRow]:
         encodes = evaluator.scorer.stats.images_encoded / N_SAMPLES
         t, base_responses = _seg_zero_style(rows, backend, predictor, cfg.template)
         base_s = min(base_s, t)
-    ours_responses = {r["id"]: r["response"] for r in read_jsonl(work / "ours" / "samples.jsonl")}
+    ours_responses = {r["id"]: r["response"] for r in read_jsonl(Path(cfg.out) / "samples.jsonl")}
     same = sum(ours_responses[k] == v for k, v in base_responses.items())
+    return ours_s, base_s, encodes, same
 
+
+def run() -> list[BenchRow]:
+    work = Path(tempfile.mkdtemp(prefix="bench_eval_"))
+    cfg, data, rows, evaluator, predictor = _prepare(work)
+    ours_s, base_s, encodes, same = _alternate(cfg, rows, evaluator, predictor)
     dev = device_name() if not DEVICE.startswith("cuda") else torch.cuda.get_device_name()
     setup = (
         f"best of {REPEATS} alternating runs; {N_SAMPLES} look-alike samples, tiny Qwen2.5-VL (random), greedy {MAX_NEW_TOKENS} new tokens, "
-        f"SAM2 {sam_config} (random), torch threads {torch.get_num_threads()}"
+        f"SAM2 {cfg.sam_config} (random), torch threads {torch.get_num_threads()}"
     )
     rows_out = [
         BenchRow(

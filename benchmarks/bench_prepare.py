@@ -6,7 +6,7 @@ anchor ref with one), as RefCOCOg has several sentences per image.
 
 - ours: ``prepare_refer_training`` (rows grouped by image: one decode/resize/PNG encode per image, masks
   per ref, chunked resumable writes), one process, PNG level 1 (default).
-- baseline: the plan-style naive approach: pandas ``iterrows`` over the expressions, and per row: open +
+- baseline: a naive approach: pandas ``iterrows`` over the expressions, and per row: open +
   convert + resize + PNG encode the image (PIL default level 6), rasterise the target and distractor
   masks, one parquet file per row, concatenated at the end with pandas.
 Both compute the same ground truth with ``segzero_plus.geometry`` and write the same columns.
@@ -95,10 +95,10 @@ def _baseline(refer_root: Path, images_dir: Path, out: Path) -> int:
 
 
 def run() -> list[BenchRow]:
-    from segzero_plus.data.miniature import write_refer_layout
     from segzero_plus.data.refer_training import prepare_refer_training
+    from segzero_plus.data.scenes import generate_scenes
     from segzero_plus.data.training import TrainingOptions
-    from segzero_plus.scenes import generate_scenes
+    from segzero_plus.testing.miniature import write_refer_layout
 
     device = device_name()
     with tempfile.TemporaryDirectory() as tmp:

@@ -18,12 +18,12 @@ mask) and the IoU change its negatives cause (against SAM(box, pos)). Reward var
 - ``geometry``: our default total (``RewardConfig()``: negatives paid for hitting confused components);
 - ``sam_counterfactual``: the total with the geometry negative term off and the SAM counterfactual
   ``neg_reward`` added (what ``negative_reward: sam_counterfactual`` trains with);
-- ``plan``: the total with the additive negative formula kept for its ablation.
+- ``additive``: the total with the additive negative formula kept for its ablation.
 
 Rows: Spearman's rho of each variant with the final IoU (baseline: Seg-Zero strict), and of each negative
 term's pay for the negatives (the term minus its value for the same answer without negatives; for the
 counterfactual, ``neg_reward`` itself) with the IoU change they cause, over answers with a negative
-(baseline: the plan's formula).
+(baseline: the additive formula).
 """
 
 from __future__ import annotations
@@ -36,13 +36,13 @@ from scipy.stats import spearmanr
 
 from benchmarks.common import BenchRow, device_name
 from segzero_plus.data.lookalike import scenes_to_training_rows
+from segzero_plus.data.scenes import decode_png, generate_scenes
 from segzero_plus.data.schema import to_ground_truth
 from segzero_plus.data.training import TrainingOptions
 from segzero_plus.rewards import GroundTruth, RewardConfig, seg_zero_strict_score, total_reward
 from segzero_plus.sam.counterfactual import CounterfactualConfig, counterfactual_reward, mask_iou
 from segzero_plus.sam.mining import mine_confused_regions
 from segzero_plus.sam.scorer import PromptSet
-from segzero_plus.scenes import decode_png, generate_scenes
 from segzero_plus.testing.toy_sam import toy_sam_scorer
 
 ALIGN_SEED = 31
@@ -53,7 +53,7 @@ NEGATIVE_OPTIONS: tuple[str, ...] = ("none", "lookalike", "background", "inside"
 VARIANTS: dict[str, RewardConfig] = {
     "geometry": RewardConfig(),
     "sam_counterfactual": RewardConfig(negative_reward="none"),
-    "plan": RewardConfig(negative_reward="additive"),
+    "additive": RewardConfig(negative_reward="additive"),
 }
 
 
@@ -200,7 +200,7 @@ def correlations(records: list[dict[str, float]]) -> dict[str, float]:
     }
     with_neg = [r for r in records if r["has_neg"]]
     change = [r["iou_change"] for r in with_neg]
-    for name in ("geometry", "sam_counterfactual", "plan"):
+    for name in ("geometry", "sam_counterfactual", "additive"):
         out[f"rho_change/{name}"] = spearman([r[f"pay/{name}"] for r in with_neg], change)
     out.update(n_answers=float(len(records)), n_with_negatives=float(len(with_neg)))
     out["mean_abs_iou_change"] = float(np.mean(np.abs(change)))
@@ -244,11 +244,11 @@ def run() -> list[BenchRow]:
         BenchRow(
             f"reward_alignment_negative_{name}",
             m[f"rho_change/{name}"],
-            m["rho_change/plan"],
+            m["rho_change/additive"],
             "Spearman rho",
             dev,
             f"rank correlation of the {name} negative term's pay with the IoU change the negatives cause vs "
-            f"the plan formula's ({int(m['n_with_negatives'])} answers with a negative; mean |change| "
+            f"the additive formula's ({int(m['n_with_negatives'])} answers with a negative; mean |change| "
             f"{m['mean_abs_iou_change']:.3f})",
             higher_is_better=True,
         )

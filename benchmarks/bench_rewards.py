@@ -1,10 +1,10 @@
-"""Reward cost for one GRPO batch: 16 prompts x 8 rollouts on 840x840 masks, ours vs the plan's naive terms.
+"""Reward cost for one GRPO batch: 16 prompts x 8 rollouts on 840x840 masks, ours vs naive terms.
 
 Rows:
 - ``reward_batch_128``: the full reward (parse, format, box, point, negative terms) of 128 responses.
   Ours: ``total_reward`` with one fresh ``GroundTruth`` per prompt (its caches are built inside the
-  timing). Baseline: the same parse/format/box terms with the plan's point term (an ``np.argwhere`` scan
-  of the mask for every positive point off the mask) and the plan's negative term.
+  timing). Baseline: the same parse/format/box terms with a naive point term (an ``np.argwhere`` scan
+  of the mask for every positive point off the mask) and the additive negative term.
 - ``reward_batch_128_whole_lookalike``: the same with the whole look-alike as the confused region (the
   ground truth's distractor mask, no mined mask): the negative term labels components that reach far
   beyond the target's box.
@@ -18,6 +18,7 @@ confused region; the 8 rollouts per prompt mix good, sloppy, near-miss, far-off 
 from __future__ import annotations
 
 import json
+from functools import partial
 
 import numpy as np
 
@@ -113,12 +114,12 @@ def make_responses(sample: dict, rng: np.random.Generator) -> list[str]:
 
 
 # --------------------------------------------------------------------------------------------------
-# The plan's terms, implemented naively as its sketch does (the baseline)
+# The baseline's terms: a naive point term and the additive negative formula
 # --------------------------------------------------------------------------------------------------
 
 
 def naive_point_reward(points, gt_mask: np.ndarray, threshold: float = 100.0) -> float:
-    """The plan's point term: for each point off the mask, scan ``np.argwhere(mask)`` for the nearest pixel."""
+    """Naive point term: for each point off the mask, scan ``np.argwhere(mask)`` for the nearest pixel."""
     if not points:
         return 0.0
     h, w = gt_mask.shape
@@ -137,7 +138,7 @@ def naive_point_reward(points, gt_mask: np.ndarray, threshold: float = 100.0) ->
 
 
 def naive_total(response: str, sample: dict, config: RewardConfig, region: str) -> dict[str, float]:
-    """Same parse/format/box terms as ours, the plan's point and negative terms (on ``sample[region]``)."""
+    """Same parse/format/box terms as ours, the naive point term and the additive negative term (on ``sample[region]``)."""
     answer: Answer = parse_answer(response)
     mask = sample["mask"]
     terms = {
@@ -159,6 +160,39 @@ def naive_total(response: str, sample: dict, config: RewardConfig, region: str) 
     return terms
 
 
+def _fresh_gt(sample: dict, region: str = "confused") -> GroundTruth:
+    confused = sample["confused"] if region == "confused" else None  # None: the distractor is used
+    return GroundTruth(sample["bbox"], sample["points"], sample["mask"], confused, sample["distractors"])
+
+
+def _ours_batch(batch: list, config: RewardConfig, region: str = "confused") -> list[dict]:
+    out = []
+    for sample, responses in batch:
+        gt = _fresh_gt(sample, region)  # per-prompt caches are rebuilt inside every timed run
+        out.extend(total_reward(r, gt, config) for r in responses)
+    return out
+
+
+def _naive_batch(batch: list, config: RewardConfig, region: str = "confused") -> list[dict]:
+    return [naive_total(r, sample, config, region) for sample, responses in batch for r in responses]
+
+
+def _ours_points(parsed: list, config: RewardConfig) -> list[float]:
+    out = []
+    for sample, answers in parsed:
+        gt = _fresh_gt(sample)
+        out.extend(point_reward(a.points_pos, gt, config.point_threshold_px) for a in answers)
+    return out
+
+
+def _naive_points(parsed: list, config: RewardConfig) -> list[float]:
+    return [
+        naive_point_reward(a.points_pos, sample["mask"], config.point_threshold_px)
+        for sample, answers in parsed
+        for a in answers
+    ]
+
+
 def run() -> list[BenchRow]:
     config = RewardConfig()
     samples = make_samples()
@@ -174,33 +208,8 @@ def run() -> list[BenchRow]:
         if 0 <= x < SIZE and 0 <= y < SIZE
     )
 
-    def fresh_gt(sample: dict, region: str = "confused") -> GroundTruth:
-        confused = sample["confused"] if region == "confused" else None  # None: the distractor is used
-        return GroundTruth(sample["bbox"], sample["points"], sample["mask"], confused, sample["distractors"])
-
-    def ours_batch(region: str = "confused") -> list[dict]:
-        out = []
-        for sample, responses in batch:
-            gt = fresh_gt(sample, region)  # per-prompt caches are rebuilt inside every timed run
-            out.extend(total_reward(r, gt, config) for r in responses)
-        return out
-
-    def naive_batch(region: str = "confused") -> list[dict]:
-        return [naive_total(r, sample, config, region) for sample, responses in batch for r in responses]
-
-    def ours_points() -> list[float]:
-        out = []
-        for sample, answers in parsed:
-            gt = fresh_gt(sample)
-            out.extend(point_reward(a.points_pos, gt, config.point_threshold_px) for a in answers)
-        return out
-
-    def naive_points() -> list[float]:
-        return [
-            naive_point_reward(a.points_pos, sample["mask"], config.point_threshold_px)
-            for sample, answers in parsed
-            for a in answers
-        ]
+    ours_batch, naive_batch = partial(_ours_batch, batch, config), partial(_naive_batch, batch, config)
+    ours_points, naive_points = partial(_ours_points, parsed, config), partial(_naive_points, parsed, config)
 
     assert ours_points() == naive_points(), "the two point terms must agree on these inputs"
     ours_results = ours_batch()
@@ -222,7 +231,7 @@ def run() -> list[BenchRow]:
             baseline=t_naive,
             unit="ms",
             device=device,
-            note=f"full reward; ours=total_reward (geometry negatives), baseline=plan's point+negative terms; {common}",
+            note=f"full reward; ours=total_reward (geometry negatives), baseline=naive point + additive negative terms; {common}",
         ),
         BenchRow(
             name="reward_batch_128_whole_lookalike",

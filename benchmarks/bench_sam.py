@@ -1,19 +1,19 @@
-"""SAM2 scoring and mining: our scorer vs the seed plan's design, same model, same inputs, same run.
+"""SAM2 scoring and mining: our scorer vs a naive design (one ``set_image`` per call), same model, same inputs, same run.
 
 Rows:
 - ``sam_encodes_per_step`` / ``sam_step_wall``: one simulated GRPO step, 16 images x 8 responses (box,
   2 positives, 0-2 negatives). Ours: :func:`counterfactual_reward` through one :class:`SamScorer`
-  (encode each image once, decode full + base prompt sets). The plan's design (its
-  ``SegZeroRewardManager``): per response, ``identify_confused_regions`` (5 probe points, ``set_image``
+  (encode each image once, decode full + base prompt sets). The naive design
+  (a reward manager that calls SAM2's predictor directly): per response, ``identify_confused_regions`` (5 probe points, ``set_image``
   inside the sampling loop) and then ``compute_segmentation_mask`` (``set_image`` + ``predict``).
-- ``mining_images_per_s``: :func:`mine_confused_regions` vs the plan's ``identify_confused_regions_fast``
+- ``mining_images_per_s``: :func:`mine_confused_regions` vs a naive ``identify_confused_regions_fast``
   loop (``set_image`` per row, then 5 single-point ``predict`` calls), on rows that share images (two
   rows per image, as RefCOCO has several expressions per image).
 
-CPU (default): SAM 2.1 Hiera-T, random weights, fp32. The plan's step costs ~6 encodes per response, so
+CPU (default): SAM 2.1 Hiera-T, random weights, fp32. The naive step costs ~6 encodes per response, so
 it is measured for real on ``BASELINE_RESPONSES`` responses and extrapolated linearly to 128 (each
 response is independent in that design; said in the row's note); its encode COUNT is exact for all 128
-(the plan's control flow run with a counting stand-in for the predictor).
+(the naive control flow run with a counting stand-in for the predictor).
 
 GPU: ``SEGZERO_BENCH_DEVICE=cuda`` uses SAM 2.1 Hiera-L (random weights, bf16 autocast), measures both
 designs in full, and adds encode ms/image, decode ms/prompt set and peak GPU memory rows.
@@ -30,10 +30,11 @@ import numpy as np
 import torch
 
 from benchmarks.common import BenchRow, device_name
+from segzero_plus.sam.protocol import DEFAULT_SAM_CONFIG
 
 STEP_IMAGES = 16
 RESPONSES_PER_IMAGE = 8
-PLAN_SAMPLES = 5
+NAIVE_SAMPLES = 5
 BASELINE_RESPONSES = int(os.environ.get("SEGZERO_BENCH_SAM_BASELINE_RESPONSES", "1"))
 MINING_IMAGES = int(os.environ.get("SEGZERO_BENCH_SAM_MINING_IMAGES", "2"))
 ROWS_PER_IMAGE = 2
@@ -71,7 +72,7 @@ def _responses(scene, rng: np.random.Generator, n: int) -> list[Response]:
 
 
 class _CountingPredictor:
-    """Stand-in for SAM2ImagePredictor that only counts calls (to count the plan's encodes exactly)."""
+    """Stand-in for SAM2ImagePredictor that only counts calls (to count the naive design's encodes exactly)."""
 
     def __init__(self) -> None:
         self.set_image_calls = 0
@@ -86,8 +87,8 @@ class _CountingPredictor:
         return np.zeros((n, *self._hw), np.float32), np.full(n, 0.6, np.float32), None
 
 
-def _plan_identify_confused_regions(predictor, image, gt_mask, rng, num_samples=PLAN_SAMPLES, margin=100):
-    """The plan's online ``identify_confused_regions``: ``set_image`` INSIDE the sampling loop.
+def _naive_identify_confused_regions(predictor, image, gt_mask, rng, num_samples=NAIVE_SAMPLES, margin=100):
+    """Naive online ``identify_confused_regions``: ``set_image`` INSIDE the sampling loop.
     (Its ``mask & (gt == 0)`` on float masks would raise; we cast to bool.)"""
     h, w = gt_mask.shape
     confused = np.zeros((h, w), np.float32)
@@ -111,8 +112,8 @@ def _plan_identify_confused_regions(predictor, image, gt_mask, rng, num_samples=
     return confused
 
 
-def _plan_segmentation_mask(predictor, image, resp: Response) -> np.ndarray:
-    """The plan's ``compute_segmentation_mask``: one ``set_image`` per response, then ``predict``."""
+def _naive_segmentation_mask(predictor, image, resp: Response) -> np.ndarray:
+    """Naive ``compute_segmentation_mask``: one ``set_image`` per response, then ``predict``."""
     pts = resp.points_pos + resp.points_neg
     labels = [1] * len(resp.points_pos) + [0] * len(resp.points_neg)
     predictor.set_image(image)
@@ -125,11 +126,11 @@ def _plan_segmentation_mask(predictor, image, resp: Response) -> np.ndarray:
     return masks[0]
 
 
-def _plan_step(predictor, work, rng) -> None:
+def _naive_step(predictor, work, rng) -> None:
     for scene, responses in work:
         for resp in responses:
-            _plan_identify_confused_regions(predictor, scene.image, scene.target_mask, rng)
-            _plan_segmentation_mask(predictor, scene.image, resp)
+            _naive_identify_confused_regions(predictor, scene.image, scene.target_mask, rng)
+            _naive_segmentation_mask(predictor, scene.image, resp)
 
 
 def _our_step(scorer, work) -> None:
@@ -148,8 +149,8 @@ def _our_step(scorer, work) -> None:
             )
 
 
-def _plan_mining(predictor, rows, rng) -> None:
-    """The plan's ``generate_confused_regions_dataset`` loop with ``identify_confused_regions_fast``."""
+def _naive_mining(predictor, rows, rng) -> None:
+    """Naive ``generate_confused_regions_dataset`` loop with ``identify_confused_regions_fast``."""
     for scene in rows:
         gt = scene.target_mask
         h, w = gt.shape
@@ -159,7 +160,7 @@ def _plan_mining(predictor, rows, rng) -> None:
         y_range = (max(0, ys.min() - margin), min(h, ys.max() + margin))
         confused = np.zeros((h, w), np.float32)
         predictor.set_image(scene.image)
-        for _ in range(PLAN_SAMPLES):
+        for _ in range(NAIVE_SAMPLES):
             for _ in range(5):
                 x, y = int(rng.integers(*x_range)), int(rng.integers(*y_range))
                 if not gt[y, x]:
@@ -187,31 +188,20 @@ def _timed(fn: Callable[[], object], device: str) -> float:
     return time.perf_counter() - t0
 
 
-def run() -> list[BenchRow]:
+def _step_rows(model, device: str, where: str, autocast) -> list[BenchRow]:
+    """One simulated GRPO step: ours for real; the naive design's encodes counted for all responses, its
+    wall time measured on a subset on CPU (all on GPU) and scaled linearly."""
     from sam2.sam2_image_predictor import SAM2ImagePredictor
 
-    from segzero_plus.sam.build import build_sam2_model
-    from segzero_plus.sam.mining import mine_confused_regions
+    from segzero_plus.data.scenes import generate_scenes
     from segzero_plus.sam.scorer import PromptSet, SamScorer
-    from segzero_plus.scenes import generate_scenes
 
-    device = os.environ.get("SEGZERO_BENCH_DEVICE", "cpu")
     on_gpu = device.startswith("cuda")
-    config = os.environ.get("SEGZERO_BENCH_SAM_CONFIG", "sam2.1_hiera_l" if on_gpu else "sam2.1_hiera_t")
-    where = (
-        f"{torch.cuda.get_device_name()} ({config}, bf16)" if on_gpu else f"{device_name()} ({config}, fp32)"
-    )
-    model = build_sam2_model(config, None, device=device, seed=0)
-    autocast = (
-        torch.autocast("cuda", dtype=torch.bfloat16) if on_gpu else torch.autocast("cpu", enabled=False)
-    )
-
     scenes = generate_scenes(STEP_IMAGES, seed=11, sizes=((840, 840),))
     rng = np.random.default_rng(0)
     work = [(s, _responses(s, rng, RESPONSES_PER_IMAGE)) for s in scenes]
     n_responses = STEP_IMAGES * RESPONSES_PER_IMAGE
 
-    # --- a GRPO step: ours, for real
     scorer = SamScorer(model, cache_size=2 * STEP_IMAGES)
     if on_gpu:  # warm-up (kernels, allocator) on another image
         scorer.score("warm", scenes[0].image[::-1].copy(), [PromptSet.make(None, [(5, 5)])])
@@ -221,45 +211,48 @@ def run() -> list[BenchRow]:
     ours_encodes = scorer.stats.images_encoded
     ours_decodes = scorer.stats.prompt_sets_decoded
 
-    # --- the plan's step: exact encode count for all responses, wall measured on a subset
     counter = _CountingPredictor()
-    _plan_step(counter, work, np.random.default_rng(1))
-    plan_encodes = counter.set_image_calls
+    _naive_step(counter, work, np.random.default_rng(1))
     predictor = SAM2ImagePredictor(model)
     measured = n_responses if on_gpu else BASELINE_RESPONSES
     subset = [(work[0][0], work[0][1][:measured])] if measured < n_responses else work
     with autocast:
-        plan_measured = _timed(lambda: _plan_step(predictor, subset, np.random.default_rng(1)), device)
-    plan_wall = plan_measured * n_responses / measured
+        naive_measured = _timed(lambda: _naive_step(predictor, subset, np.random.default_rng(1)), device)
     extrapolated = (
         ""
         if measured == n_responses
-        else (
-            f"; plan measured on {measured} of {n_responses} responses ({plan_measured:.1f} s) and scaled linearly"
-        )
+        else f"; naive measured on {measured} of {n_responses} responses ({naive_measured:.1f} s) and scaled linearly"
     )
-    rows = [
+    return [
         BenchRow(
             "sam_encodes_per_step",
             float(ours_encodes),
-            float(plan_encodes),
+            float(counter.set_image_calls),
             "count",
             where,
             f"simulated GRPO step {STEP_IMAGES} images x {RESPONSES_PER_IMAGE} responses; ours = unique images "
-            f"(+{ours_decodes} decodes: full + base per response with negatives); plan = {PLAN_SAMPLES} probe "
+            f"(+{ours_decodes} decodes: full + base per response with negatives); naive = {NAIVE_SAMPLES} probe "
             "set_image + 1 mask set_image per response (exact count of its control flow)",
         ),
         BenchRow(
             "sam_step_wall",
             ours_wall,
-            plan_wall,
+            naive_measured * n_responses / measured,
             "s",
             where,
             f"same step, random weights; ours measured in full{extrapolated}",
         ),
     ]
 
-    # --- mining throughput: same images, two rows per image
+
+def _mining_row(model, device: str, where: str, autocast) -> BenchRow:
+    """Mining throughput on the same images, two rows per image: ours vs the naive loop."""
+    from sam2.sam2_image_predictor import SAM2ImagePredictor
+
+    from segzero_plus.data.scenes import generate_scenes
+    from segzero_plus.sam.mining import mine_confused_regions
+    from segzero_plus.sam.scorer import SamScorer
+
     mining_scenes = generate_scenes(MINING_IMAGES, seed=12, sizes=((840, 840),))
     mining_rows = [s for s in mining_scenes for _ in range(ROWS_PER_IMAGE)]
     miner = SamScorer(model, cache_size=4)
@@ -271,26 +264,42 @@ def run() -> list[BenchRow]:
             )
 
     ours_mining_wall = _timed(ours_mining, device)
+    predictor = SAM2ImagePredictor(model)
     with autocast:
-        plan_mining_wall = _timed(
-            lambda: _plan_mining(predictor, mining_rows, np.random.default_rng(2)), device
+        naive_mining_wall = _timed(
+            lambda: _naive_mining(predictor, mining_rows, np.random.default_rng(2)), device
         )
-    rows.append(
-        BenchRow(
-            "mining_images_per_s",
-            MINING_IMAGES / ours_mining_wall,
-            MINING_IMAGES / plan_mining_wall,
-            "images/s",
-            where,
-            f"{MINING_IMAGES} images x {ROWS_PER_IMAGE} rows; ours: 1 encode per image, oracle FP + "
-            f"{PLAN_SAMPLES} probes in one batched call + distractors ({miner.stats.images_encoded} encodes); "
-            f"plan: set_image per row + {PLAN_SAMPLES} single predicts",
-            higher_is_better=True,
-        )
+    return BenchRow(
+        "mining_images_per_s",
+        MINING_IMAGES / ours_mining_wall,
+        MINING_IMAGES / naive_mining_wall,
+        "images/s",
+        where,
+        f"{MINING_IMAGES} images x {ROWS_PER_IMAGE} rows; ours: 1 encode per image, oracle FP + "
+        f"{NAIVE_SAMPLES} probes in one batched call + distractors ({miner.stats.images_encoded} encodes); "
+        f"naive: set_image per row + {NAIVE_SAMPLES} single predicts",
+        higher_is_better=True,
     )
 
+
+def run() -> list[BenchRow]:
+    from segzero_plus.sam.build import build_sam2_model
+
+    device = os.environ.get("SEGZERO_BENCH_DEVICE", "cpu")
+    on_gpu = device.startswith("cuda")
+    config = os.environ.get("SEGZERO_BENCH_SAM_CONFIG", DEFAULT_SAM_CONFIG if on_gpu else "sam2.1_hiera_t")
+    where = (
+        f"{torch.cuda.get_device_name()} ({config}, bf16)" if on_gpu else f"{device_name()} ({config}, fp32)"
+    )
+    model = build_sam2_model(config, None, device=device, seed=0)
+    autocast = (
+        torch.autocast("cuda", dtype=torch.bfloat16) if on_gpu else torch.autocast("cpu", enabled=False)
+    )
+    rows = [*_step_rows(model, device, where, autocast), _mining_row(model, device, where, autocast)]
     if on_gpu:
-        rows += _gpu_rows(model, scenes, where)
+        from segzero_plus.data.scenes import generate_scenes
+
+        rows += _gpu_rows(model, generate_scenes(STEP_IMAGES, seed=11, sizes=((840, 840),)), where)
     return rows
 
 

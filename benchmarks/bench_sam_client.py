@@ -20,7 +20,8 @@ import numpy as np
 
 from benchmarks.bench_sam import RESPONSES_PER_IMAGE, STEP_IMAGES, _responses
 from benchmarks.common import BenchRow, device_name
-from segzero_plus.sam.actor import SamScorerClient, ScorerSpec
+from segzero_plus.sam.actor import SamScorerClient
+from segzero_plus.sam.spec import ScorerSpec
 
 NAMESPACE = "segzero_plus_bench"
 SAM_CONFIG = "tiny_test"
@@ -62,8 +63,8 @@ def _step(client, work) -> float:
 def run() -> list[BenchRow]:
     import ray
 
-    from segzero_plus.scenes import generate_scenes
-    from segzero_plus.tiny_models import ensure_tiny_sam
+    from segzero_plus.data.scenes import generate_scenes
+    from segzero_plus.testing.tiny_models import ensure_tiny_sam
 
     config_name, checkpoint = ensure_tiny_sam(SAM_CONFIG)
     spec = ScorerSpec(

@@ -17,7 +17,7 @@ Rows:
 from __future__ import annotations
 
 from benchmarks.common import BenchRow, device_name
-from segzero_plus.scenes import generate_scenes
+from segzero_plus.data.scenes import generate_scenes
 from segzero_plus.testing.toy_sam import toy_sam_scorer
 from segzero_plus.testing.toy_sam_eval import evaluate_scorer
 

@@ -2,17 +2,29 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 
-def device_name() -> str:
-    """A short description of the machine the numbers were measured on."""
-    import os
+def _cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo`` on Linux), else what ``platform`` knows, else "CPU"."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as info:
+            for line in info:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "CPU"
 
-    return f"{platform.machine()} CPU x{os.cpu_count()} ({platform.processor() or 'unknown'})"
+
+def device_name() -> str:
+    """The machine the numbers were measured on: architecture, CPU model, cores and RAM (GiB)."""
+    ram_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return f"{platform.machine()} {_cpu_model()}, {os.cpu_count()} cores, {ram_gib:.0f} GiB RAM"
 
 
 @dataclass

@@ -3,7 +3,7 @@
 Floors (imports point down only; ``tests/test_layering_on_cpu.py`` checks it):
     numpy-only core   prompts, parsing, geometry, rewards, metrics, masks (+ errors, lru, devices, paths)
     services          sam (SAM2 build/scorer/actor/counterfactual/mining), then data (dataset
-                      preparation, the mining pass), with the data-level fixtures scenes, tiny_models
+                      preparation, the look-alike scene generator, the mining pass)
     adapters / apps   train, verl_reward, evaluation, reporting, testing, demo, cli
 """
 

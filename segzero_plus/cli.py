@@ -14,14 +14,14 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from segzero_plus.errors import UserError, environment_error
 
 # subcommand name -> "module" (whose ``register`` adds the parser) or "module:function" (that function)
 SUBCOMMANDS: dict[str, str] = {
-    "make-tiny": "segzero_plus.tiny_models",
-    "make-scenes": "segzero_plus.scenes",
+    "make-tiny": "segzero_plus.testing.tiny_models",
+    "make-scenes": "segzero_plus.data.scenes",
     "mine-confused": "segzero_plus.data.cli:register_mine_confused",
     "prepare-train": "segzero_plus.data.cli:register_prepare_train",
     "prepare-eval": "segzero_plus.data.cli:register_prepare_eval",
@@ -54,16 +54,12 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    chosen = next((a for a in argv if a in SUBCOMMANDS), None)
-    parser = build_parser(only=chosen if chosen else "__none__")
+def run_reporting_errors(body: Callable[[], int | None]) -> int:
+    """``body()``'s exit code, with bad input reported by the one convention: a :class:`UserError`, or an
+    OS error the user must fix (:func:`segzero_plus.errors.environment_error`), becomes one
+    ``error: <message>`` line on stderr and exit status 2; any other exception propagates."""
     try:
-        args = parser.parse_args(argv)
-        if not getattr(args, "func", None):
-            parser.print_help()
-            return 2
-        return int(args.func(args) or 0)
+        return int(body() or 0)
     except UserError as exc:
         return _report(exc)
     except OSError as exc:
@@ -71,6 +67,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         if user is None:
             raise
         return _report(user)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    chosen = next((a for a in argv if a in SUBCOMMANDS), None)
+    parser = build_parser(only=chosen if chosen else "__none__")
+
+    def body() -> int:
+        args = parser.parse_args(argv)
+        if not getattr(args, "func", None):
+            parser.print_help()
+            return 2
+        return int(args.func(args) or 0)
+
+    return run_reporting_errors(body)
 
 
 def _report(exc: UserError) -> int:

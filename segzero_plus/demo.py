@@ -97,9 +97,9 @@ class DemoReport:
 # ------------------------------------------------------------------------------------------ helpers
 def _model_frame_answers(gt: dict[str, Any], rng: np.random.Generator) -> dict[str, str]:
     """Synthetic policy-like responses for one training row (MODEL frame), keyed by kind."""
-    from segzero_plus.evaluation.synthetic import perturbed_answer
     from segzero_plus.geometry import inscribed_circle_centres, mask_bbox
     from segzero_plus.masks import decode_rle
+    from segzero_plus.testing.synthetic import perturbed_answer
 
     hw = (int(gt["height"]), int(gt["width"]))
     distractors = [decode_rle(r) for r in gt.get("distractor_masks") or []]
@@ -160,7 +160,7 @@ def run_demo(
     state: dict[str, Any] = {}
 
     def models() -> str:
-        from segzero_plus.tiny_models import ensure_tiny_qwen, ensure_tiny_sam
+        from segzero_plus.testing.tiny_models import ensure_tiny_qwen, ensure_tiny_sam
 
         state["qwen"] = ensure_tiny_qwen()
         state["sam"] = ensure_tiny_sam(sam_config)
@@ -168,8 +168,8 @@ def run_demo(
 
     def data() -> str:
         from segzero_plus.data.lookalike import write_scenes_eval, write_scenes_training
+        from segzero_plus.data.scenes import generate_scenes, write_scenes_parquet
         from segzero_plus.data.training import TrainingOptions
-        from segzero_plus.scenes import generate_scenes, write_scenes_parquet
 
         scenes = generate_scenes(n_scenes, seed=seed)
         state["scenes"] = scenes
@@ -329,7 +329,7 @@ def run_demo(
         from segzero_plus.evaluation.config import EvalConfig
         from segzero_plus.evaluation.pools import LocalPool, build_evaluator
         from segzero_plus.evaluation.runner import run_evaluation
-        from segzero_plus.evaluation.synthetic import ScriptedBackend, synthetic_responses
+        from segzero_plus.testing.synthetic import ScriptedBackend, synthetic_responses
 
         config_name, ckpt = state["sam"]
         base = dict(

@@ -27,7 +27,7 @@ def _one_torch_thread():
 @pytest.fixture(scope="session")
 def tiny_qwen_dir():
     """Folder of the deterministic tiny Qwen2.5-VL (built once into the cache)."""
-    from segzero_plus.tiny_models import ensure_tiny_qwen
+    from segzero_plus.testing.tiny_models import ensure_tiny_qwen
 
     return ensure_tiny_qwen()
 
@@ -35,7 +35,7 @@ def tiny_qwen_dir():
 @pytest.fixture(scope="session")
 def tiny_sam_checkpoint():
     """(config_name, checkpoint_path) of the very small random-weight SAM2 used by unit tests."""
-    from segzero_plus.tiny_models import ensure_tiny_sam
+    from segzero_plus.testing.tiny_models import ensure_tiny_sam
 
     return ensure_tiny_sam("tiny_test")
 
@@ -43,6 +43,6 @@ def tiny_sam_checkpoint():
 @pytest.fixture(scope="session")
 def scenes():
     """Twelve look-alike scenes of mixed sizes (deterministic)."""
-    from segzero_plus.scenes import generate_scenes
+    from segzero_plus.data.scenes import generate_scenes
 
     return generate_scenes(12, seed=7, sizes=((336, 336), (280, 420), (420, 280)))

@@ -20,9 +20,9 @@ from PIL import Image
 
 from segzero_plus.cli import main
 from segzero_plus.data.lookalike import scene_row_id, write_scenes_eval, write_scenes_training
-from segzero_plus.data.miniature import write_refer_layout
 from segzero_plus.data.outputs import output_lock
-from segzero_plus.scenes import generate_scenes, write_scenes_parquet
+from segzero_plus.data.scenes import generate_scenes, write_scenes_parquet
+from segzero_plus.testing.miniature import write_refer_layout
 
 REPO = Path(__file__).resolve().parents[1]
 

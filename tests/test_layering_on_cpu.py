@@ -29,11 +29,9 @@ FLOORS: dict[str, int] = {
     "model_folders": CORE,
     # SAM2 services on the core alone
     "sam": SAM,
-    # datasets (may use sam/), their checked CLI argument types and data-level fixtures
+    # datasets (may use sam/) and their checked CLI argument types
     "data": DATA,
     "arguments": DATA,
-    "scenes": DATA,
-    "tiny_models": DATA,
     # adapters and applications
     "train": TOP,
     "evaluation": TOP,

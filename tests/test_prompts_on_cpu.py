@@ -19,8 +19,9 @@ from segzero_plus.prompts import (
     normalise_query,
 )
 
-# Seg-Zero's user text for the question "the man", typed out in one piece from
-# shared/research/seg-zero.md (sentences joined without spaces, single-quoted example answer).
+# Seg-Zero's user text for the question "the man", typed out in one piece as its training code writes it
+# (github.com/dvlab-research/Seg-Zero at commit 77f9ea5: sentences joined without spaces, single-quoted
+# example answer).
 SEG_ZERO_USER_THE_MAN = (
     "Please find 'the man' with bbox and points.Compare the difference between objects and find the most "
     "closely matched one.Output the thinking process in <think> </think> and final answer in <answer> "

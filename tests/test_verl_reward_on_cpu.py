@@ -117,9 +117,9 @@ def test_frame_mapping_lands_on_the_right_pixels_of_a_non_square_image(
     """GT frame 560x840; the item's pixel budget makes the model see 280x420. An answer given in the seen
     frame must earn the full box/point reward, and SAM must get prompts that land on the target's pixels of
     the 560x840 image; the same answer read as GT-frame pixels would miss."""
+    from segzero_plus.data.scenes import generate_scene
     from segzero_plus.data.training import target_geometry
     from segzero_plus.sam.scorer import MaskResult
-    from segzero_plus.scenes import generate_scene
     from segzero_plus.verl_reward import SegZeroPlusRewardManager
 
     scene = generate_scene(3, size=(560, 840), n_distractors=1, scene_id="frame")

@@ -32,6 +32,7 @@ from segzero_plus.data.training import DEFAULT_MODEL_SIZE, Resize, TrainingOptio
 from segzero_plus.data.validation import validate_file, write_clean
 from segzero_plus.errors import UserError
 from segzero_plus.sam.mining import SOURCES, MiningConfig
+from segzero_plus.sam.protocol import DEFAULT_SAM_CONFIG
 
 
 # ------------------------------------------------------------------ shared by the conversions
@@ -386,7 +387,7 @@ def register_mine_confused(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("mine-confused", help="mine SAM2 confused regions into a training parquet")
     p.add_argument("--input", required=True, help="training parquet (docs/CONVENTIONS.md)")
     p.add_argument("--output", help="output parquet (default: fill the input in place)")
-    p.add_argument("--sam-config", type=arguments.sam_config_name, default="sam2.1_hiera_l")
+    p.add_argument("--sam-config", type=arguments.sam_config_name, default=DEFAULT_SAM_CONFIG)
     p.add_argument(
         "--sam-checkpoint", help="SAM2 {'model': state_dict} file (required unless --random-weights)"
     )

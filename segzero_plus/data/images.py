@@ -138,9 +138,18 @@ def _to_rgb(im: Image.Image) -> tuple[np.ndarray, bool]:
     return np.asarray(im.convert("RGB")), False
 
 
-def decode_image(data: bytes, max_pixels: int | None = None) -> DecodedImage:
-    """Decode image bytes to (H, W, 3) uint8 RGB (see the module docstring), applying an EXIF orientation
-    if present (as OpenCV readers do). ``max_pixels`` defaults to :func:`max_image_pixels`."""
+def _decode_error(e: Exception) -> ImageDecodeError:
+    if isinstance(e, ImageDecodeError):
+        return e
+    if isinstance(e, Image.DecompressionBombError):
+        return ImageDecodeError(f"image refused as a decompression bomb: {e}")
+    return ImageDecodeError(f"cannot decode image: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
+
+
+def open_image(data: bytes, max_pixels: int | None = None) -> Image.Image:
+    """Open image bytes with PIL (pixels decoded on first use), refusing from the header an image of more
+    than ``max_pixels`` (default :func:`max_image_pixels`). Bytes that are no image, or too large, raise
+    :class:`ImageDecodeError`."""
     limit = max_image_pixels() if max_pixels is None else int(max_pixels)
     if not isinstance(data, bytes | bytearray | memoryview) or len(data) == 0:
         raise ImageDecodeError("no image bytes (the image field is empty)")
@@ -148,13 +157,24 @@ def decode_image(data: bytes, max_pixels: int | None = None) -> DecodedImage:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             im = Image.open(io.BytesIO(data))
+    except Exception as e:  # PIL raises many exception types for bad data
+        raise _decode_error(e) from e
+    w, h = im.size
+    if w * h > limit:
+        im.close()
+        raise ImageDecodeError(
+            f"image is {w}x{h} = {w * h / 1e6:.1f} M pixels, over the limit of {limit / 1e6:.1f} M "
+            f"(a decompression bomb?); set ${MAX_PIXELS_ENV} higher to allow it"
+        )
+    return im
+
+
+def decode_image(data: bytes, max_pixels: int | None = None) -> DecodedImage:
+    """Decode image bytes to (H, W, 3) uint8 RGB (see the module docstring), applying an EXIF orientation
+    if present (as OpenCV readers do). ``max_pixels`` defaults to :func:`max_image_pixels`."""
+    im = open_image(data, max_pixels)
+    try:
         with im:
-            w, h = im.size
-            if w * h > limit:
-                raise ImageDecodeError(
-                    f"image is {w}x{h} = {w * h / 1e6:.1f} M pixels, over the limit of {limit / 1e6:.1f} M "
-                    f"(a decompression bomb?); set ${MAX_PIXELS_ENV} higher to allow it"
-                )
             im.load()
             mode = im.mode
             transposed = int(im.getexif().get(EXIF_ORIENTATION, 1) or 1) != 1
@@ -162,14 +182,20 @@ def decode_image(data: bytes, max_pixels: int | None = None) -> DecodedImage:
                 im = ImageOps.exif_transpose(im)
             array, scaled = _to_rgb(im)
             return DecodedImage(array=array, mode=mode, transposed=transposed, scaled=scaled)
-    except ImageDecodeError:
-        raise
-    except Image.DecompressionBombError as e:
-        raise ImageDecodeError(f"image refused as a decompression bomb: {e}") from None
     except Exception as e:  # PIL raises many exception types for bad data
-        raise ImageDecodeError(
-            f"cannot decode image: {str(e).splitlines()[0] if str(e) else type(e).__name__}"
-        ) from e
+        raise _decode_error(e) from e
+
+
+def model_view_rgb(image: Image.Image) -> np.ndarray:
+    """(H, W, 3) uint8 RGB of an opened image as qwen_vl_utils' ``fetch_image`` hands it to the model
+    (its ``to_rgb``: RGBA composited on white, every other mode by PIL's ``convert("RGB")``; no EXIF
+    orientation applied), so that SAM prompts land on the pixels the policy saw. Training rows hold
+    upright RGB PNGs written from :func:`decode_image`, on which both views agree."""
+    if image.mode == "RGBA":
+        background = Image.new("RGB", image.size, (255, 255, 255))
+        background.paste(image, mask=image.split()[3])
+        image = background
+    return np.asarray(image.convert("RGB"))
 
 
 def original_image_bytes(data: bytes, compress_level: int = 6) -> tuple[bytes, DecodedImage]:

@@ -1,4 +1,4 @@
-"""Look-alike scenes (``segzero_plus.scenes``) -> training rows and evaluation rows.
+"""Look-alike scenes (``segzero_plus.data.scenes``) -> training rows and evaluation rows.
 
 Training rows are exactly what the refer-layout conversion makes (MODEL-frame image and ground truth,
 distractor masks = the scene's same-shape, same-colour look-alikes); evaluation rows keep the ORIGINAL
@@ -46,7 +46,7 @@ def read_scenes_inputs(paths: Sequence[str | Path]) -> tuple[list[Any], dict[str
     """Scenes of ``make-scenes`` parquet files (a row that does not decode becomes an
     :class:`UnreadableScene`) and the files' digests for the resume fingerprint. A file that is not a
     scenes parquet is a UserError."""
-    from segzero_plus.scenes import scene_from_row
+    from segzero_plus.data.scenes import scene_from_row
 
     scenes: list[Any] = []
     inputs: dict[str, str] = {}

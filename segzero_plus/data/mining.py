@@ -50,6 +50,7 @@ from segzero_plus.data.outputs import (
 from segzero_plus.data.schema import TRAINING_SCHEMA
 from segzero_plus.errors import UserError
 from segzero_plus.sam.mining import SOURCES, MiningConfig
+from segzero_plus.sam.protocol import DEFAULT_SAM_CONFIG
 
 logger = logging.getLogger(__name__)
 
@@ -207,7 +208,7 @@ def mine_parquet(
     input_path: str | Path,
     output_path: str | Path,
     *,
-    config_name: str = "sam2.1_hiera_l",
+    config_name: str = DEFAULT_SAM_CONFIG,
     checkpoint: str | Path | None = None,
     device: str = "auto",
     model_seed: int = 0,

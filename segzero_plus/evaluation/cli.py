@@ -14,7 +14,7 @@ from pathlib import Path
 from segzero_plus.arguments import positive_int, sam_config_name, template_name
 from segzero_plus.evaluation.config import EvalConfig, RunError
 from segzero_plus.evaluation.runner import run_evaluation
-from segzero_plus.sam.protocol import PUBLISHED_PROTOCOL, SAM_PROTOCOLS
+from segzero_plus.sam.protocol import DEFAULT_SAM_CONFIG, PUBLISHED_PROTOCOL, SAM_PROTOCOLS
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -59,7 +59,7 @@ def _add_input_arguments(p: argparse.ArgumentParser) -> None:
         required=True,
         help="SAM2 checkpoint ({'model': state_dict}); 'random' = random weights (tests/throughput only)",
     )
-    p.add_argument("--sam-config", type=sam_config_name, default="sam2.1_hiera_l")
+    p.add_argument("--sam-config", type=sam_config_name, default=DEFAULT_SAM_CONFIG)
     p.add_argument(
         "--sam-protocol",
         choices=SAM_PROTOCOLS,
@@ -119,8 +119,8 @@ def _lookalike_data(spec: str) -> str:
     """Generate ``lookalike:N`` scenes into the cache (``<cache>/lookalike/lookalike_N.parquet``, once)
     and return its path."""
     from segzero_plus.data.lookalike import write_scenes_eval
+    from segzero_plus.data.scenes import generate_scenes
     from segzero_plus.paths import cache_dir
-    from segzero_plus.scenes import generate_scenes
 
     count = spec.split(":", 1)[1] or "16"
     if not count.isdigit() or int(count) < 1:
@@ -143,7 +143,7 @@ def config_from_args(args: argparse.Namespace) -> EvalConfig:
     elif model is None:
         raise RunError("--model is required (a Hugging Face model folder, or 'tiny')")
     if model == "tiny":
-        from segzero_plus.tiny_models import ensure_tiny_qwen
+        from segzero_plus.testing.tiny_models import ensure_tiny_qwen
 
         model = str(ensure_tiny_qwen())
     sam_ckpt = None if args.sam_checkpoint == "random" else args.sam_checkpoint

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from segzero_plus.errors import UserError
-from segzero_plus.sam.protocol import PUBLISHED_PROTOCOL
+from segzero_plus.sam.protocol import DEFAULT_SAM_CONFIG, PUBLISHED_PROTOCOL
 
 RESULT_KEYS: tuple[str, ...] = (
     "backend",
@@ -51,7 +51,7 @@ class EvalConfig:
     model: str
     backend: str = "transformers"
     template: str = "negative_point"
-    sam_config: str = "sam2.1_hiera_l"
+    sam_config: str = DEFAULT_SAM_CONFIG
     sam_checkpoint: str | None = None
     sam_seed: int = 0
     sam_protocol: str = PUBLISHED_PROTOCOL

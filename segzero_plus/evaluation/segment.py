@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from segzero_plus.errors import UserError
-from segzero_plus.sam.protocol import PUBLISHED_PROTOCOL, SAM_PROTOCOLS
+from segzero_plus.sam.protocol import DEFAULT_SAM_CONFIG, PUBLISHED_PROTOCOL, SAM_PROTOCOLS
 
 
 class SegmentError(UserError, RuntimeError):
@@ -115,7 +115,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--sam-config",
         type=sam_config_name,
         default=None,
-        help="SAM2 config (default sam2.1_hiera_l with --sam)",
+        help=f"SAM2 config (default {DEFAULT_SAM_CONFIG} with --sam)",
     )
     p.add_argument(
         "--sam-protocol",
@@ -164,18 +164,18 @@ def _models(args: argparse.Namespace, notes: list[str]) -> tuple[Any, Any]:
     if args.model is not None and not Path(args.model).is_dir():
         raise SegmentError(f"model folder not found: {args.model}")
     if args.sam is None:
-        from segzero_plus.tiny_models import ensure_tiny_sam
+        from segzero_plus.testing.tiny_models import ensure_tiny_sam
 
         sam_config, sam_ckpt = ensure_tiny_sam(args.sam_config or "sam2.1_hiera_t")
         notes.append(f"random-weight SAM2 {sam_config} (pass --sam CKPT for real masks)")
     else:
-        sam_config, sam_ckpt = args.sam_config or "sam2.1_hiera_l", args.sam
+        sam_config, sam_ckpt = args.sam_config or DEFAULT_SAM_CONFIG, args.sam
     device = resolve_device(args.device)
     backend = None
     if args.answer is None:
         model = args.model
         if model is None:
-            from segzero_plus.tiny_models import ensure_tiny_qwen
+            from segzero_plus.testing.tiny_models import ensure_tiny_qwen
 
             model = ensure_tiny_qwen()
             notes.append("tiny random-weight Qwen2.5-VL (pass --model DIR for a trained policy)")

@@ -23,14 +23,11 @@ restarted actor has an empty cache.
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import json
 import logging
 import os
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -39,53 +36,13 @@ from segzero_plus.devices import resolve_device
 from segzero_plus.lru import LruCache
 from segzero_plus.sam.protocol import SINGLE_MASK
 from segzero_plus.sam.scorer import MaskResult, PromptSet, ScoreRequest
+from segzero_plus.sam.spec import DEFAULT_ACTOR_NAME, DEFAULT_CALL_TIMEOUT_S, DEFAULT_NAMESPACE, ScorerSpec
 
 logger = logging.getLogger(__name__)
-
-DEFAULT_NAMESPACE = "segzero_plus"
-DEFAULT_ACTOR_NAME = "sam_scorer"
 
 
 class SamUnavailableError(RuntimeError):
     """The SAM scorer could not answer, even after one retry. The message says why."""
-
-
-@dataclass(frozen=True)
-class ScorerSpec:
-    """How to build the shared scorer (all fields are plain values, so the spec travels through Ray).
-
-    Attributes:
-        config_name: key of :data:`segzero_plus.sam.build.SAM_CONFIGS` (production: sam2.1_hiera_l).
-        checkpoint: ``{"model": state_dict}`` file; None = random weights (tests only).
-        device: "auto" (cuda if visible, else cpu), "cpu", "cuda", "cuda:1" ...
-        num_gpus: Ray GPU request. 0 = share a GPU with rollout (placement A, see docs/sam.md): the actor
-            then sees every GPU of the node and uses ``device``; 1 = a GPU of its own (placement B).
-        num_cpus: Ray CPU request (0: a service that must not take a slot from verl's workers).
-        cache_size, max_batch, autocast: see :class:`segzero_plus.sam.scorer.SamScorer`.
-        torch_threads: torch CPU threads inside the actor (None: torch's default).
-        max_restarts: how often Ray restarts a dead actor.
-        require_gpu: fail at start-up when the actor sees no CUDA GPU (the ``shared_gpu`` and ``own_gpu``
-            placements: a zero-GPU Ray actor only sees the node's GPUs when Ray leaves
-            ``CUDA_VISIBLE_DEVICES`` alone for it).
-    """
-
-    config_name: str = "sam2.1_hiera_l"
-    checkpoint: str | None = None
-    device: str = "auto"
-    seed: int = 0
-    num_gpus: float = 0.0
-    num_cpus: float = 0.0
-    cache_size: int = 64
-    max_batch: int | None = None
-    autocast: str = "auto"
-    torch_threads: int | None = None
-    max_restarts: int = 4
-    require_gpu: bool = False
-
-    def digest(self) -> str:
-        """12 hex digits identifying this spec (part of the actor's name)."""
-        text = json.dumps(asdict(self), sort_keys=True, default=str)
-        return hashlib.sha1(text.encode()).hexdigest()[:12]
 
 
 class NoGpuVisibleError(RuntimeError):
@@ -279,7 +236,7 @@ class SamScorerClient:
         spec: ScorerSpec,
         name: str | None = None,
         namespace: str = DEFAULT_NAMESPACE,
-        call_timeout_s: float = 300.0,
+        call_timeout_s: float = DEFAULT_CALL_TIMEOUT_S,
         retry_delay_s: float = 0.5,
         restart_timeout_s: float = 120.0,
     ) -> None:

@@ -19,9 +19,7 @@ from typing import Any
 import torch
 
 from segzero_plus.errors import UserError
-
-DEFAULT_SAM_CONFIG = "sam2.1_hiera_l"
-"""Production scorer: SAM 2.1 Hiera-L."""
+from segzero_plus.sam.protocol import DEFAULT_SAM_CONFIG
 
 # name -> (yaml file relative to the sam2 package, dotted overrides merged on top of it)
 SAM_CONFIGS: dict[str, tuple[str, dict[str, Any]]] = {

@@ -1,4 +1,5 @@
-"""SAM protocols: how one mask is chosen from SAM2's mask decoder for a prompt set, by name.
+"""SAM protocols: how one mask is chosen from SAM2's mask decoder for a prompt set, by name; and the SAM2
+model every default names.
 
 - ``"single_mask"``: ``multimask_output=False``, SAM2's single-mask output (mask token 0, or the best
   multimask token when token 0 is unstable: sam2's default post-processing), as
@@ -23,6 +24,10 @@ SAM_PROTOCOLS: tuple[str, ...] = (SINGLE_MASK, MULTIMASK_BEST)
 PUBLISHED_PROTOCOL = MULTIMASK_BEST
 """The protocol of the published Seg-Zero results: the default wherever our numbers are compared with
 them (evaluation) and where a reward should pay for those same masks (the SAM counterfactual reward)."""
+
+DEFAULT_SAM_CONFIG = "sam2.1_hiera_l"
+"""SAM 2.1 Hiera-L, the model of the published Seg-Zero results (a key of
+``segzero_plus.sam.build.SAM_CONFIGS``): the default of the reward's scorer, the miner and the evaluation."""
 
 
 def check_protocol(name: str) -> str:

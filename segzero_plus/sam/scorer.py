@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
@@ -33,6 +32,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from segzero_plus.lru import LruCache
 from segzero_plus.sam.protocol import MULTIMASK_BEST, SINGLE_MASK, best_mask_index, check_protocol
 
 _IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -220,7 +220,7 @@ class SamScorer:
             raise ValueError(f"autocast must be 'auto', 'bf16' or 'off', got {autocast!r}")
         self.autocast = autocast
         self.image_size = int(model.image_size)
-        self._cache: OrderedDict[str, _Entry] = OrderedDict()
+        self._cache: LruCache[str, _Entry] = LruCache(self.cache_size)
         self.stats = ScorerStats()
 
     # ------------------------------------------------------------------ bookkeeping
@@ -236,7 +236,7 @@ class SamScorer:
     @property
     def cached_keys(self) -> list[str]:
         """Keys from least to most recently used."""
-        return list(self._cache)
+        return self._cache.keys()
 
     @property
     def cache_nbytes(self) -> int:
@@ -272,17 +272,12 @@ class SamScorer:
         """
         entry = self._cache.get(image_key)
         if entry is not None and (image is None or tuple(image.shape[:2]) == entry.image_hw):
-            self._cache.move_to_end(image_key)
             self.stats.cache_hits += 1
             return entry.image_hw
         if image is None:
             raise ImageNotCachedError(image_key)
         entry = self._encode(image)
-        self._cache[image_key] = entry
-        self._cache.move_to_end(image_key)
-        while len(self._cache) > self.cache_size:
-            self._cache.popitem(last=False)
-            self.stats.cache_evictions += 1
+        self.stats.cache_evictions += self._cache.put(image_key, entry)
         return entry.image_hw
 
     # ------------------------------------------------------------------ decoder
@@ -384,9 +379,10 @@ class SamScorer:
             self.stats.requests += 1
             image_hws.append(self.encode(req.image_key, req.image))
         for req in requests:  # after all encodes: an entry evicted mid-way would fail loudly here
-            if req.image_key not in self._cache:
+            entry = self._cache.get(req.image_key)
+            if entry is None:
                 raise RuntimeError(f"cache_size={self.cache_size} is smaller than one call's unique images")
-            entries.append(self._cache[req.image_key])
+            entries.append(entry)
 
         # 2. group every prompt set of every request by (multimask decoding, has box, n points)
         groups: dict[tuple[bool, bool, int], list[tuple[int, int]]] = {}

@@ -32,12 +32,10 @@ Usage (the command that made the committed fixture is in ``fixtures/README.md``)
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import io
 import json
 import math
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,9 +45,10 @@ import torch
 import torch.nn.functional as F
 from scipy import ndimage
 
+from segzero_plus.cli import ArgumentParser, run_reporting_errors
+from segzero_plus.data.scenes import DEFAULT_SIZES, Scene, generate_scene, generate_scenes
 from segzero_plus.errors import UserError
 from segzero_plus.geometry import inscribed_circle_centres, mask_bbox
-from segzero_plus.scenes import DEFAULT_SIZES, Scene, generate_scene, generate_scenes
 from segzero_plus.testing.toy_sam import TOY_SAM_CONFIG
 
 TRAIN_SEED_BASE = 2**40
@@ -495,7 +494,14 @@ class ToySamTrainer:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description="train the toy SAM2 fixture (CPU, deterministic, resumable)")
+    """``python -m segzero_plus.testing.train_tiny_sam``; bad input follows the CLI's error convention."""
+    return run_reporting_errors(lambda: _train(argv))
+
+
+def _train(argv: list[str] | None) -> int:
+    ap = ArgumentParser(
+        prog="train_tiny_sam", description="train the toy SAM2 fixture (CPU, deterministic, resumable)"
+    )
     ap.add_argument("--work", required=True, help="run folder: state.pt checkpoint and curve.jsonl")
     ap.add_argument("--out", default=None, help="fp16 {'model': state_dict} file written at the end")
     ap.add_argument("--steps", type=int, default=TrainConfig.steps)
@@ -504,11 +510,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-progress", action="store_true")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
-    try:
-        trainer = ToySamTrainer(TrainConfig(steps=args.steps, seed=args.seed), args.work)
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    trainer = ToySamTrainer(TrainConfig(steps=args.steps, seed=args.seed), args.work)
     final = trainer.run(args.out, progress=not args.no_progress)
     print(json.dumps(final, indent=1, sort_keys=True))
     return 0

@@ -16,14 +16,14 @@ are (height, width); points (x, y).
 
 from __future__ import annotations
 
-import io
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from PIL import Image
 
-from segzero_plus.data.images import resize_mask
+from segzero_plus.data import images
 from segzero_plus.geometry import scale_box, scale_points
 from segzero_plus.rewards import GroundTruth, RewardConfig
 
@@ -61,25 +61,22 @@ def find_image_item(raw_prompt: Sequence[Mapping[str, Any]] | np.ndarray) -> Map
 
 
 def open_image(item: Mapping[str, Any]) -> Image.Image:
-    """The stored image of an item (PIL image, PNG/JPEG ``bytes``, or a path / ``file://`` URL)."""
+    """The stored image of an item (PIL image, PNG/JPEG ``bytes``, or a path / ``file://`` URL), opened
+    by :func:`segzero_plus.data.images.open_image` (pixel limit; ImageDecodeError for bad bytes)."""
     image = item.get("image")
     if isinstance(image, Image.Image):
         return image
     if item.get("bytes") is not None:
-        return Image.open(io.BytesIO(item["bytes"]))
+        return images.open_image(item["bytes"])
     if isinstance(image, str) and not image.startswith(("http://", "https://", "data:")):
-        return Image.open(image[7:] if image.startswith("file://") else image)
+        return images.open_image(Path(image[7:] if image.startswith("file://") else image).read_bytes())
     raise NoImageError(f"cannot open image item with keys {sorted(item)}")
 
 
 def image_rgb(item: Mapping[str, Any]) -> np.ndarray:
-    """(H, W, 3) uint8 RGB of the stored image (RGBA on white, as qwen_vl_utils does)."""
-    image = open_image(item)
-    if image.mode == "RGBA":
-        background = Image.new("RGB", image.size, (255, 255, 255))
-        background.paste(image, mask=image.split()[3])
-        image = background
-    return np.asarray(image.convert("RGB"))
+    """(H, W, 3) uint8 RGB of the stored image as the model saw it
+    (:func:`segzero_plus.data.images.model_view_rgb`)."""
+    return images.model_view_rgb(open_image(item))
 
 
 def answer_frame_hw(item: Mapping[str, Any], image_patch_size: int = 14) -> tuple[int, int]:
@@ -116,9 +113,9 @@ def scale_ground_truth(gt: GroundTruth, dst_hw: tuple[int, int]) -> GroundTruth:
     return GroundTruth(
         bbox=scale_box(gt.bbox, src_hw, dst_hw),
         points=scale_points(gt.points, src_hw, dst_hw),
-        mask=resize_mask(gt.mask, dst_hw),
-        confused_mask=None if gt.confused_mask is None else resize_mask(gt.confused_mask, dst_hw),
-        distractor_masks=[resize_mask(m, dst_hw) for m in gt.distractor_masks],
+        mask=images.resize_mask(gt.mask, dst_hw),
+        confused_mask=None if gt.confused_mask is None else images.resize_mask(gt.confused_mask, dst_hw),
+        distractor_masks=[images.resize_mask(m, dst_hw) for m in gt.distractor_masks],
     )
 
 

@@ -26,6 +26,7 @@ from segzero_plus.prompts import TEMPLATES
 from segzero_plus.rewards import RewardConfig
 from segzero_plus.rewards.config import renamed_value
 from segzero_plus.sam.protocol import PUBLISHED_PROTOCOL, SAM_PROTOCOLS
+from segzero_plus.sam.spec import DEFAULT_CALL_TIMEOUT_S, DEFAULT_NAMESPACE, ScorerSpec
 
 SECTION = "segzero_plus"
 """Name of our top-level config section."""
@@ -72,20 +73,22 @@ class SamOptions:
     (default for both: ``multimask_best``, Seg-Zero's evaluation) so the reward pays for the masks the
     evaluation measures.
     ``counterfactual``: :class:`segzero_plus.sam.counterfactual.CounterfactualConfig` fields.
+    The scorer's own fields default to :class:`segzero_plus.sam.spec.ScorerSpec`'s (one source), except
+    ``max_batch``: bounded here, since a training batch sends many prompt sets at once.
     """
 
-    config_name: str = "sam2.1_hiera_l"
-    checkpoint: str | None = None
+    config_name: str = ScorerSpec.config_name
+    checkpoint: str | None = ScorerSpec.checkpoint
     placement: str = "shared_gpu"
-    device: str = "auto"
-    seed: int = 0
-    cache_size: int = 64
+    device: str = ScorerSpec.device
+    seed: int = ScorerSpec.seed
+    cache_size: int = ScorerSpec.cache_size
     max_batch: int = 32
-    autocast: str = "auto"
-    torch_threads: int | None = None
+    autocast: str = ScorerSpec.autocast
+    torch_threads: int | None = ScorerSpec.torch_threads
     actor_name: str | None = None
-    namespace: str = "segzero_plus"
-    call_timeout_s: float = 300.0
+    namespace: str = DEFAULT_NAMESPACE
+    call_timeout_s: float = DEFAULT_CALL_TIMEOUT_S
     memory_gb: float = 4.0
     protocol: str = PUBLISHED_PROTOCOL
     counterfactual: Mapping[str, Any] = field(default_factory=dict)
@@ -104,10 +107,8 @@ class SamOptions:
                 f"segzero_plus.sam.protocol must be one of {SAM_PROTOCOLS}, got {self.protocol!r}"
             )
 
-    def scorer_spec(self) -> Any:
-        """The :class:`segzero_plus.sam.actor.ScorerSpec` for this placement."""
-        from segzero_plus.sam.actor import ScorerSpec
-
+    def scorer_spec(self) -> ScorerSpec:
+        """The :class:`segzero_plus.sam.spec.ScorerSpec` for this placement."""
         device = "cpu" if self.placement == "cpu" else self.device
         return ScorerSpec(
             config_name=self.config_name,

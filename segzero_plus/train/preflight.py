@@ -48,7 +48,12 @@ from segzero_plus.train.run_checks import (
     check_sam_placement,
 )
 from segzero_plus.train.run_manifest import check_folder, write_manifest
-from segzero_plus.train.verl_config import DEFAULT_CONFIG_NAME, compose, explain_compose_error
+from segzero_plus.train.verl_config import (
+    DEFAULT_CONFIG_NAME,
+    compose,
+    default_config_dir,
+    explain_compose_error,
+)
 
 
 def run_preflight(
@@ -72,7 +77,8 @@ def run_preflight(
         )
         return report
     report.config = cfg
-    report.add("ok", "compose", f"{config_name} composes ({len(overrides)} override(s))")
+    config_from = Path(config_dir or default_config_dir()).resolve()
+    report.add("ok", "compose", f"{config_name} composes from {config_from} ({len(overrides)} override(s))")
     if not check_schema(cfg, report):
         return report
     options = check_reward(cfg, report)
@@ -119,7 +125,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help=f"config in --config-dir (default {DEFAULT_CONFIG_NAME})",
     )
     p.add_argument(
-        "--config-dir", default=None, help="config folder (default <repo>/configs or $SEGZERO_CONFIG_DIR)"
+        "--config-dir",
+        default=None,
+        help="config folder (default $SEGZERO_CONFIG_DIR, else <repo>/configs, else the installed package's copy)",
     )
     p.add_argument(
         "--dry-run",

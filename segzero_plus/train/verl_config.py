@@ -13,15 +13,19 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from segzero_plus.paths import REPO_ROOT
+from segzero_plus.paths import REPO_ROOT, in_checkout
 from segzero_plus.train.config_keys import known_keys, suggest
 
 DEFAULT_CONFIG_NAME = "segzero_plus_7b"
+PACKAGED_CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
+"""The copy of the repository's ``configs/`` that a wheel ships (``setup.py`` adds it at build time)."""
 
 
 def default_config_dir() -> Path:
-    """``$SEGZERO_CONFIG_DIR`` or ``<repo>/configs``."""
-    return Path(os.environ.get("SEGZERO_CONFIG_DIR", REPO_ROOT / "configs")).resolve()
+    """``$SEGZERO_CONFIG_DIR``, else ``<repo>/configs`` in a checkout, else the wheel's packaged copy."""
+    if os.environ.get("SEGZERO_CONFIG_DIR"):
+        return Path(os.environ["SEGZERO_CONFIG_DIR"]).resolve()
+    return (REPO_ROOT / "configs" if in_checkout() else PACKAGED_CONFIG_DIR).resolve()
 
 
 def compose(

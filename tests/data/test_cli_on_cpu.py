@@ -12,8 +12,12 @@ import pytest
 
 from segzero_plus.cli import main as cli_main
 from segzero_plus.data import io as dio
-from segzero_plus.data.miniature import write_lisa_layout, write_refer_layout, write_segzero_training_layout
-from segzero_plus.scenes import write_scenes_parquet
+from segzero_plus.data.scenes import write_scenes_parquet
+from segzero_plus.testing.miniature import (
+    write_lisa_layout,
+    write_refer_layout,
+    write_segzero_training_layout,
+)
 
 
 def test_prepare_train_from_refcocog_and_scenes(scenes, tmp_path, capsys):

@@ -11,12 +11,6 @@ import pyarrow.parquet as pq
 import pytest
 
 from segzero_plus.data.evaluation_sets import prepare_reasonseg_eval, prepare_refer_eval
-from segzero_plus.data.miniature import (
-    mask_polygons,
-    write_lisa_layout,
-    write_refer_layout,
-    write_segzero_eval_layout,
-)
 from segzero_plus.data.reasonseg import rasterise_lisa, read_lisa_json
 from segzero_plus.data.refcoco import ReferDataset
 from segzero_plus.data.schema import EVAL_SCHEMA
@@ -24,6 +18,12 @@ from segzero_plus.data.segzero_layout import import_segzero_eval
 from segzero_plus.errors import UserError
 from segzero_plus.masks import decode_rle, polygons_to_mask
 from segzero_plus.metrics import intersection_union
+from segzero_plus.testing.miniature import (
+    mask_polygons,
+    write_lisa_layout,
+    write_refer_layout,
+    write_segzero_eval_layout,
+)
 
 
 def _square(x0, y0, x1, y1, label):

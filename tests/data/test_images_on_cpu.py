@@ -1,5 +1,5 @@
 """The one image decoder (every mode keeps its pixels, a pixel limit) and reading an annotated image for
-a chunk of rows (segzero_plus.data.images)."""
+a chunk of rows, and the image as the model sees it (segzero_plus.data.images)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,15 @@ import pytest
 from PIL import Image
 
 from segzero_plus.data import io as dio
-from segzero_plus.data.images import MAX_PIXELS_ENV, ImageDecodeError, decode_image, read_annotated_image
+from segzero_plus.data.images import (
+    MAX_PIXELS_ENV,
+    ImageDecodeError,
+    decode_image,
+    encode_png,
+    model_view_rgb,
+    open_image,
+    read_annotated_image,
+)
 from segzero_plus.errors import UserError
 
 IDS = ["r1", "r2"]
@@ -143,3 +151,23 @@ def test_images_over_the_pixel_limit_are_refused_from_their_header(monkeypatch):
 def test_undecodable_bytes_are_one_decode_error(data):
     with pytest.raises(ImageDecodeError, match="image"):
         decode_image(data)
+
+
+def test_model_view_rgb_is_what_qwen_vl_utils_hands_the_model():
+    """RGBA on white, palette and grayscale converted, no EXIF turn: the pixels of qwen_vl_utils' to_rgb."""
+    from qwen_vl_utils.vision_process import to_rgb
+
+    rng = np.random.default_rng(0)
+    rgba = Image.fromarray(rng.integers(0, 256, (6, 5, 4), dtype=np.uint8), "RGBA")
+    for image in (rgba, rgba.convert("P"), rgba.convert("L")):
+        assert np.array_equal(model_view_rgb(image), np.asarray(to_rgb(image)))
+    assert not np.array_equal(model_view_rgb(rgba), np.asarray(rgba.convert("RGB")))
+
+
+def test_open_image_refuses_bad_bytes_and_oversized_images_from_the_header():
+    with pytest.raises(ImageDecodeError, match="cannot decode"):
+        open_image(b"not an image")
+    png = encode_png(np.zeros((20, 30, 3), np.uint8))
+    with pytest.raises(ImageDecodeError, match="over the limit"):
+        open_image(png, max_pixels=599)
+    assert open_image(png, max_pixels=600).size == (30, 20)

@@ -1,8 +1,8 @@
 """Look-alike scenes -> training and evaluation rows: every row says whether its scene is easy or hard."""
 
 from segzero_plus.data.lookalike import scene_data_source, scenes_to_eval_rows, scenes_to_training_rows
+from segzero_plus.data.scenes import generate_scenes
 from segzero_plus.data.training import TrainingOptions
-from segzero_plus.scenes import generate_scenes
 
 
 def test_rows_are_labelled_by_difficulty():

@@ -14,11 +14,11 @@ import pytest
 
 from segzero_plus.data import mining_shards
 from segzero_plus.data.mining import mine_parquet
+from segzero_plus.data.scenes import encode_png
 from segzero_plus.data.schema import TRAINING_SCHEMA, loads_ground_truth
 from segzero_plus.geometry import inscribed_circle_centres, mask_bbox
 from segzero_plus.masks import decode_rle, encode_rle
 from segzero_plus.rewards import RewardConfig, confused_components
-from segzero_plus.scenes import encode_png
 
 
 def _training_parquet(scenes, path, rows_per_image=2):

@@ -13,19 +13,19 @@ from PIL import Image
 
 from segzero_plus.data import io as dio
 from segzero_plus.data.images import model_size, resize_mask
-from segzero_plus.data.miniature import write_refer_layout
 from segzero_plus.data.refcoco import ReferDataset
 from segzero_plus.data.refer_training import prepare_refer_training
 from segzero_plus.data.schema import loads_ground_truth, parse_solution
 from segzero_plus.data.training import TrainingOptions, parse_size
 from segzero_plus.geometry import inscribed_circle_centres, mask_bbox, scale_box, scale_points
 from segzero_plus.masks import decode_rle
+from segzero_plus.testing.miniature import write_refer_layout
 
 
 @pytest.fixture(scope="module")
 def refer_layout(tmp_path_factory):
     """COCO-like sizes, so the 840 squash scales by non-integer factors, up and down."""
-    from segzero_plus.scenes import generate_scenes
+    from segzero_plus.data.scenes import generate_scenes
 
     scenes = generate_scenes(12, seed=11, sizes=((480, 640), (427, 640), (640, 425), (1000, 700)))
     root = tmp_path_factory.mktemp("refer")

@@ -9,12 +9,12 @@ import pytest
 
 from segzero_plus.data.cli import report_conversion
 from segzero_plus.data.images import resize_mask
-from segzero_plus.data.miniature import write_refer_layout, write_segzero_training_layout
 from segzero_plus.data.refcoco import ReferDataset
 from segzero_plus.data.schema import SchemaError, loads_ground_truth, to_ground_truth
 from segzero_plus.data.segzero_layout import import_segzero_training
 from segzero_plus.data.validation import validate_file
 from segzero_plus.masks import decode_rle
+from segzero_plus.testing.miniature import write_refer_layout, write_segzero_training_layout
 
 
 @pytest.fixture(scope="module")

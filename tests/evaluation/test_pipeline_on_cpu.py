@@ -9,11 +9,11 @@ from segzero_plus.data.lookalike import scenes_to_eval_rows
 from segzero_plus.evaluation.backends import Generation
 from segzero_plus.evaluation.pipeline import Evaluator
 from segzero_plus.evaluation.summary import summarize_records
-from segzero_plus.evaluation.synthetic import ScriptedBackend, prompt_key, synthetic_responses
 from segzero_plus.masks import decode_rle
 from segzero_plus.metrics import FAIL_GENERATION, FAIL_IMAGE, FAIL_SAM, FAIL_UNPARSEABLE, compute_giou_ciou
 from segzero_plus.sam.scorer import stable_image_key
 from segzero_plus.testing.agreement import MAX_FLIPPED_SHARE, flipped_share
+from segzero_plus.testing.synthetic import ScriptedBackend, prompt_key, synthetic_responses
 
 
 @pytest.fixture(scope="module")

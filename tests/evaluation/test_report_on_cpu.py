@@ -14,10 +14,10 @@ from segzero_plus.cli import main
 from segzero_plus.data.lookalike import scene_row_id, write_scenes_eval
 from segzero_plus.evaluation.config import EvalConfig
 from segzero_plus.evaluation.runner import run_evaluation
-from segzero_plus.evaluation.synthetic import scene_answer
 from segzero_plus.reporting.curves import plot_curves, read_log
 from segzero_plus.reporting.gallery import select_samples, write_gallery
 from segzero_plus.reporting.tables import family, render_report
+from segzero_plus.testing.synthetic import scene_answer
 
 
 @pytest.fixture(scope="module")

@@ -23,8 +23,8 @@ from segzero_plus.evaluation.config import EvalConfig
 from segzero_plus.evaluation.pools import LocalPool, build_evaluator
 from segzero_plus.evaluation.run_dir import METRICS_FILE, SAMPLES_FILE
 from segzero_plus.evaluation.runner import run_evaluation
-from segzero_plus.evaluation.synthetic import scene_answer
 from segzero_plus.masks import encode_rle
+from segzero_plus.testing.synthetic import scene_answer
 
 REPO = Path(__file__).resolve().parents[2]
 VOLATILE = {"timings", "chunk", "shard"}

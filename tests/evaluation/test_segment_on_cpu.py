@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from segzero_plus.cli import main
-from segzero_plus.scenes import encode_png, generate_scene
+from segzero_plus.data.scenes import encode_png, generate_scene
 
 
 @pytest.fixture(scope="module")

@@ -221,7 +221,7 @@ def test_scans_are_linear_on_adversarial_input() -> None:
 
 
 # ---------------------------------------------------------------------------------------------------
-# Differential test against a plain transcription of the spec (shared/research/seg-zero.md)
+# Differential test against a plain transcription of Seg-Zero's reward (its code at commit 77f9ea5)
 # ---------------------------------------------------------------------------------------------------
 
 

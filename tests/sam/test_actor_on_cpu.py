@@ -15,10 +15,10 @@ ray = pytest.importorskip("ray")
 from segzero_plus.sam.actor import (  # noqa: E402
     SamScorerClient,
     SamUnavailableError,
-    ScorerSpec,
     get_scorer_actor,
 )
 from segzero_plus.sam.scorer import PromptSet  # noqa: E402
+from segzero_plus.sam.spec import ScorerSpec  # noqa: E402
 from segzero_plus.testing.agreement import MAX_FLIPPED_SHARE  # noqa: E402
 
 pytestmark = pytest.mark.slow
@@ -176,11 +176,11 @@ def test_client_in_driver_logs_and_raises_after_one_retry(ray_local, spec, caplo
 def test_ray_parallel_mining_equals_in_process(ray_local, tiny_sam_checkpoint, scenes, tmp_path):
     from segzero_plus.data.io import write_rows
     from segzero_plus.data.mining import mine_parquet
+    from segzero_plus.data.scenes import encode_png
     from segzero_plus.data.schema import TRAINING_SCHEMA
     from segzero_plus.data.training import training_row
     from segzero_plus.geometry import inscribed_circle_centres, mask_bbox
     from segzero_plus.masks import encode_rle
-    from segzero_plus.scenes import encode_png
 
     rows = [
         training_row(

@@ -9,11 +9,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from segzero_plus.data.scenes import generate_scenes
 from segzero_plus.geometry import inscribed_circle_centres, mask_bbox
 from segzero_plus.sam.counterfactual import counterfactual_reward
 from segzero_plus.sam.mining import MiningConfig, mine_confused_regions
 from segzero_plus.sam.scorer import PromptSet
-from segzero_plus.scenes import generate_scenes
 from segzero_plus.testing.toy_sam import toy_sam_scorer
 from segzero_plus.testing.toy_sam_eval import adjacent_lookalike, union_box
 

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
+from segzero_plus.data.scenes import generate_scenes
 from segzero_plus.errors import UserError
 from segzero_plus.sam.build import build_sam2_model
-from segzero_plus.scenes import generate_scenes
 from segzero_plus.testing import toy_sam
 from segzero_plus.testing.toy_sam import toy_sam_checkpoint, toy_sam_scorer
 from segzero_plus.testing.toy_sam_eval import evaluate_scorer

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
+from segzero_plus.data.scenes import generate_scene, generate_scenes
 from segzero_plus.errors import UserError
-from segzero_plus.scenes import generate_scene, generate_scenes
 from segzero_plus.testing.train_tiny_sam import (
     TRAIN_SEED_BASE,
     InteractionSimulator,

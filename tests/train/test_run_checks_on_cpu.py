@@ -11,10 +11,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from segzero_plus.data.lookalike import scenes_to_training_rows
+from segzero_plus.data.scenes import generate_scenes
 from segzero_plus.data.schema import TRAINING_SCHEMA
 from segzero_plus.data.training import TrainingOptions
 from segzero_plus.paths import REPO_ROOT
-from segzero_plus.scenes import generate_scenes
 from segzero_plus.train.preflight import run_preflight
 from segzero_plus.train.run_manifest import MANIFEST, write_manifest
 from segzero_plus.train.verl_config import compose

@@ -9,7 +9,6 @@ two inscribed-circle points, jittered, plus negative points on look-alike distra
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Mapping, Sequence
 
@@ -17,6 +16,7 @@ import numpy as np
 
 from segzero_plus.evaluation.backends import Generation
 from segzero_plus.geometry import inscribed_circle_centres, mask_bbox, scale_box, scale_points
+from segzero_plus.sam.scorer import stable_image_key
 
 
 def perturbed_answer(
@@ -84,10 +84,8 @@ def scene_answer(
 
 
 def prompt_key(image: np.ndarray, query: str) -> str:
-    """Key of a (MODEL-frame image, query) pair: sha1 of the image bytes and shape, plus the query."""
-    h = hashlib.sha1(f"{image.shape}".encode())
-    h.update(np.ascontiguousarray(image).data)
-    return f"{h.hexdigest()}|{query}"
+    """Key of a (MODEL-frame image, query) pair: the SAM scorer's image key plus the query."""
+    return f"{stable_image_key(image)}|{query}"
 
 
 class ScriptedBackend:

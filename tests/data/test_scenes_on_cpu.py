@@ -7,7 +7,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from segzero_plus.scenes import (
+from segzero_plus.data.scenes import (
     COLOURS,
     RELATIONS,
     generate_scene,

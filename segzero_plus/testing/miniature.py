@@ -15,9 +15,10 @@ Polygons are traced from the scene masks with OpenCV (original pixels).
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import pickle
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,7 @@ import pyarrow.parquet as pq
 from PIL import Image
 
 from segzero_plus.data.images import encode_png, resize_image
-from segzero_plus.scenes import SHAPES
+from segzero_plus.data.scenes import SHAPES
 
 SPLIT_CYCLE: tuple[str, ...] = ("train", "train", "val", "test")
 
@@ -62,6 +63,48 @@ def _anchor_words(expression: str) -> str:
     return " ".join(expression.split()[-2:])
 
 
+def _scene_objects(sc: Any, cat_of: dict[str, int]) -> list[tuple[np.ndarray, int, str]]:
+    """``(mask, category id, role)`` of a scene's target, distractors and anchor."""
+    objects = [(sc.target_mask, cat_of[sc.shape], "target")]
+    objects += [(m, cat_of[sc.shape], "distractor") for m in sc.distractor_masks]
+    if sc.anchor_mask is not None:
+        objects.append((sc.anchor_mask, cat_of.get(sc.expression.split()[-1], 1), "anchor"))
+    return objects
+
+
+def _annotation(ann_id: int, image_id: int, cat: int, mask: np.ndarray, seg: Any) -> dict[str, Any]:
+    """A COCO instance annotation (bbox XYWH in pixels, iscrowd for RLE segmentations)."""
+    ys, xs = np.nonzero(mask)
+    x0, y0 = int(xs.min()), int(ys.min())
+    return {
+        "id": ann_id,
+        "image_id": image_id,
+        "category_id": cat,
+        "segmentation": seg,
+        "bbox": [float(x0), float(y0), float(xs.max() - x0 + 1), float(ys.max() - y0 + 1)],
+        "area": float(mask.sum()),
+        "iscrowd": 1 if isinstance(seg, dict) else 0,
+    }
+
+
+def _sentences(sc: Any, role: str, sent_ids: Iterator[int]) -> list[dict[str, Any]]:
+    """The refer sentences of a target (the expression and a capitalised variant) or an anchor."""
+    texts = (
+        [sc.expression, sc.expression.capitalize() + "."]
+        if role == "target"
+        else [f"the {_anchor_words(sc.expression)}"]
+    )
+    return [
+        {
+            "sent_id": next(sent_ids),
+            "sent": t.lower().strip("."),
+            "raw": t,
+            "tokens": t.lower().strip(".").split(),
+        }
+        for t in texts
+    ]
+
+
 def write_refer_layout(
     scenes: Sequence[Any],
     root: str | Path,
@@ -81,65 +124,32 @@ def write_refer_layout(
     categories = [{"id": i + 1, "name": s, "supercategory": "shape"} for i, s in enumerate(SHAPES)]
     cat_of = {s: i + 1 for i, s in enumerate(SHAPES)}
     images, annotations, refs = [], [], []
-    ann_id, sent_id = 1000, 5000
+    ann_ids, sent_ids = itertools.count(1001), itertools.count(5001)
     for i, sc in enumerate(scenes):
         image_id = i + 1
         file_name = f"COCO_train2014_{image_id:012d}.jpg"
         (images_dir / file_name).write_bytes(encode_jpeg(sc.image, jpeg_quality))
         images.append({"id": image_id, "file_name": file_name, "height": sc.height, "width": sc.width})
-        split = splits[i % len(splits)]
-        anchor_shape = sc.expression.split()[-1]
-        objects = [(sc.target_mask, cat_of[sc.shape], "target")]
-        objects += [(m, cat_of[sc.shape], "distractor") for m in sc.distractor_masks]
-        if sc.anchor_mask is not None:
-            objects.append((sc.anchor_mask, cat_of.get(anchor_shape, 1), "anchor"))
-        for k, (mask, cat, role) in enumerate(objects):
-            ann_id += 1
-            ys, xs = np.nonzero(mask)
-            x0, y0 = int(xs.min()), int(ys.min())
-            seg: Any = (
-                uncompressed_rle(mask) if (role == "distractor" and k % 2 == 0) else mask_polygons(mask)
-            )
-            annotations.append(
+        for k, (mask, cat, role) in enumerate(_scene_objects(sc, cat_of)):
+            ann_id = next(ann_ids)
+            rle = role == "distractor" and k % 2 == 0
+            seg = uncompressed_rle(mask) if rle else mask_polygons(mask)
+            annotations.append(_annotation(ann_id, image_id, cat, mask, seg))
+            if role not in ("target", "anchor"):
+                continue
+            sents = _sentences(sc, role, sent_ids)
+            refs.append(
                 {
-                    "id": ann_id,
+                    "ref_id": len(refs) + 1,
+                    "ann_id": ann_id,
                     "image_id": image_id,
                     "category_id": cat,
-                    "segmentation": seg,
-                    "bbox": [float(x0), float(y0), float(xs.max() - x0 + 1), float(ys.max() - y0 + 1)],
-                    "area": float(mask.sum()),
-                    "iscrowd": 1 if isinstance(seg, dict) else 0,
+                    "split": splits[i % len(splits)],
+                    "file_name": f"COCO_train2014_{image_id:012d}_{ann_id}.jpg",
+                    "sent_ids": [s["sent_id"] for s in sents],
+                    "sentences": sents,
                 }
             )
-            if role in ("target", "anchor"):
-                texts = (
-                    [sc.expression, sc.expression.capitalize() + "."]
-                    if role == "target"
-                    else [f"the {_anchor_words(sc.expression)}"]
-                )
-                sents = []
-                for t in texts:
-                    sent_id += 1
-                    sents.append(
-                        {
-                            "sent_id": sent_id,
-                            "sent": t.lower().strip("."),
-                            "raw": t,
-                            "tokens": t.lower().strip(".").split(),
-                        }
-                    )
-                refs.append(
-                    {
-                        "ref_id": len(refs) + 1,
-                        "ann_id": ann_id,
-                        "image_id": image_id,
-                        "category_id": cat,
-                        "split": split,
-                        "file_name": f"COCO_train2014_{image_id:012d}_{ann_id}.jpg",
-                        "sent_ids": [s["sent_id"] for s in sents],
-                        "sentences": sents,
-                    }
-                )
     (folder / "instances.json").write_text(
         json.dumps({"images": images, "annotations": annotations, "categories": categories})
     )

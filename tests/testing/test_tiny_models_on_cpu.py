@@ -5,7 +5,7 @@ import filecmp
 import numpy as np
 import pytest
 
-from segzero_plus.tiny_models import build_tiny_qwen
+from segzero_plus.testing.tiny_models import build_tiny_qwen
 
 
 def _image(h=840, w=840, seed=0):
