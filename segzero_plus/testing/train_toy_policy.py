@@ -47,10 +47,10 @@ class TrainConfig:
 
     scenes: int = 600
     size: int = 168
-    steps: int = 1500
+    steps: int = 700
     batch: int = 8
     lr: float = 2e-3
-    warmup: int = 100
+    warmup: int = 50
     min_lr_factor: float = 0.05
     weight_decay: float = 0.01
     seed: int = 0
