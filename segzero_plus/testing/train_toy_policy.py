@@ -45,9 +45,9 @@ HELD_OUT_SEED = 77
 class TrainConfig:
     """One run's recipe. ``size``: model frame side (px); ``batch``: sequences per step."""
 
-    scenes: int = 600
+    scenes: int = 1500
     size: int = 168
-    steps: int = 700
+    steps: int = 2000
     batch: int = 8
     lr: float = 2e-3
     warmup: int = 50
