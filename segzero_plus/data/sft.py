@@ -70,7 +70,9 @@ def _direction(gt_box: Sequence[float], x: float, y: float) -> str:
     return "below it" if dy > 0 else "above it"
 
 
-def negative_points(gt: GroundTruth, config: RewardConfig, regions: str = DEFAULT_REGIONS) -> list[tuple[int, int]]:
+def negative_points(
+    gt: GroundTruth, config: RewardConfig, regions: str = DEFAULT_REGIONS
+) -> list[tuple[int, int]]:
     """Negative points ``(x, y)`` (MODEL frame) on the counted confused components of ``gt``.
 
     One per component at its deepest pixel, the components nearest to the target's box first, at most
@@ -150,7 +152,10 @@ def _bad_row_reason(row: dict[str, Any], regions: str) -> tuple[str | None, Grou
     try:
         gt = to_ground_truth((row.get("reward_model") or {}).get("ground_truth") or "")
     except (SchemaError, ValueError, TypeError, KeyError) as exc:
-        return f"unreadable ground truth ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})", None
+        return (
+            f"unreadable ground truth ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})",
+            None,
+        )
     if regions == "confused" and gt.confused_mask is None:
         return "no confused_mask: run mine-confused first (or --negative-regions distractors)", None
     return None, gt

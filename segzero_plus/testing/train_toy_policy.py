@@ -116,9 +116,7 @@ def encode_examples(sft_path: Path, processor: Any) -> list[Example]:
     for row in pq.read_table(sft_path, columns=["messages", "images"]).to_pylist():
         *prompt, answer = row["messages"]
         image = Image.open(io.BytesIO(row["images"][0]["bytes"])).convert("RGB")
-        chat = [
-            {"role": m["role"], "content": _content(m["content"])} for m in prompt
-        ]
+        chat = [{"role": m["role"], "content": _content(m["content"])} for m in prompt]
         text = processor.apply_chat_template(chat, tokenize=False, add_generation_prompt=True)
         ids = processor(text=[text], images=[image], return_tensors="pt")["input_ids"][0].tolist()
         answer_ids = tok(answer["content"], add_special_tokens=False)["input_ids"] + [end]
@@ -225,7 +223,11 @@ class PolicyTrainer:
             losses.append(self.train_step())
             bar.update(1)
             if self.step % 20 == 0 or self.step == self.cfg.steps:
-                record = {"step": self.step, "loss": float(np.mean(losses)), "wall_s": time.perf_counter() - t0}
+                record = {
+                    "step": self.step,
+                    "loss": float(np.mean(losses)),
+                    "wall_s": time.perf_counter() - t0,
+                }
                 log.write(json.dumps(record) + "\n")
                 log.flush()
                 bar.set_postfix(loss=f"{record['loss']:.3f}")
