@@ -55,7 +55,6 @@ class TrainConfig:
     weight_decay: float = 0.01
     seed: int = 0
     save_every: int = 100
-    threads: int = 2
 
 
 def lr_factor(step: int, cfg: TrainConfig) -> float:
@@ -156,13 +155,13 @@ def collate(examples: list[Example], processor: Any) -> dict[str, torch.Tensor]:
 class PolicyTrainer:
     """One resumable run in ``work`` (``state.pt`` checkpoint, ``log.jsonl`` loss log)."""
 
-    def __init__(self, cfg: TrainConfig, work: str | Path) -> None:
+    def __init__(self, cfg: TrainConfig, work: str | Path, threads: int = 1) -> None:
         from transformers import AutoProcessor, Qwen2_5_VLForConditionalGeneration
 
         from segzero_plus.tiny_models import ensure_tiny_qwen
 
         self.cfg, self.work = cfg, Path(work)
-        torch.set_num_threads(cfg.threads)
+        torch.set_num_threads(threads)
         torch.manual_seed(cfg.seed)
         base = ensure_tiny_qwen()
         self.processor = AutoProcessor.from_pretrained(base)
@@ -259,6 +258,12 @@ def main(argv: list[str] | None = None) -> int:
     for f in dataclasses.fields(TrainConfig):
         ap.add_argument(f"--{f.name.replace('_', '-')}", type=type(getattr(defaults, f.name)), default=None)
     ap.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch CPU threads (1: on a shared machine more threads spin-wait; not part of the recipe)",
+    )
+    ap.add_argument(
         "--export-only",
         action="store_true",
         help="export the latest state.pt without training further (a run cut short: its step is logged)",
@@ -266,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)}
     cfg = TrainConfig(**{k: v for k, v in overrides.items() if v is not None})
-    trainer = PolicyTrainer(cfg, args.work)
+    trainer = PolicyTrainer(cfg, args.work, threads=args.threads)
     if not args.export_only:
         trainer.run()
     print(f"trained {trainer.step} of {cfg.steps} steps")
