@@ -47,7 +47,7 @@ class TrainConfig:
 
     scenes: int = 1500
     size: int = 168
-    steps: int = 1000
+    steps: int = 2800
     batch: int = 8
     lr: float = 2e-3
     warmup: int = 50
