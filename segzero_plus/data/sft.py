@@ -235,11 +235,6 @@ def write_sft(
     )
 
 
-def answer_of(row: dict[str, Any]) -> str:
-    """The assistant turn of an SFT row (its last message)."""
-    return str(row["messages"][-1]["content"])
-
-
 def summary_json(result: dio.ConversionResult) -> str:
     """One JSON line: rows written, notes, skipped ids (first 20) — what ``prepare-sft`` prints."""
     skipped = result.skipped
