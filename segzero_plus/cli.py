@@ -26,6 +26,7 @@ SUBCOMMANDS: dict[str, str] = {
     "prepare-train": "segzero_plus.data.cli:register_prepare_train",
     "prepare-eval": "segzero_plus.data.cli:register_prepare_eval",
     "validate-data": "segzero_plus.data.cli:register_validate_data",
+    "prepare-sft": "segzero_plus.data.cli:register_prepare_sft",
     "evaluate": "segzero_plus.evaluation.cli",
     "segment": "segzero_plus.evaluation.segment",
     "report": "segzero_plus.reporting.cli",

@@ -1,5 +1,6 @@
 """The data subcommands: ``prepare-train`` (verl training parquet), ``prepare-eval`` (evaluation parquet),
-``validate-data`` (checks, ``--skip-bad`` cleaning) and ``mine-confused`` (confused regions with SAM2).
+``validate-data`` (checks, ``--skip-bad`` cleaning), ``mine-confused`` (confused regions with SAM2) and
+``prepare-sft`` (SFT cold-start rows for verl's multi-turn SFT dataset, answers from the ground truth).
 
 Each conversion prints its summary (rows written, notes, rows skipped by id and reason) and then
 validates what it wrote (:func:`report_conversion`): exit status 0 when every written row is clean, 1
@@ -28,6 +29,7 @@ from segzero_plus.data.mining import mine_parquet
 from segzero_plus.data.refer_training import prepare_refer_training
 from segzero_plus.data.schema import MASK_REWARD_TERMS
 from segzero_plus.data.segzero_layout import import_segzero_eval, import_segzero_training
+from segzero_plus.data.sft import DEFAULT_REGIONS, DEFAULT_TEMPLATE, REGION_SOURCES, summary_json, write_sft
 from segzero_plus.data.training import DEFAULT_MODEL_SIZE, Resize, TrainingOptions, parse_size
 from segzero_plus.data.validation import validate_file, write_clean
 from segzero_plus.errors import UserError
@@ -466,3 +468,54 @@ def _mine_confused(args: argparse.Namespace) -> int:
     )
     print(json.dumps({k: summary[k] for k in keys}, indent=2))
     return 0
+
+
+# ------------------------------------------------------------------ segzero-plus prepare-sft
+def register_prepare_sft(subparsers: argparse._SubParsersAction) -> None:
+    """``segzero-plus prepare-sft``: see :mod:`segzero_plus.data.sft`."""
+    p = subparsers.add_parser(
+        "prepare-sft",
+        help="SFT cold-start parquet (verl multi-turn SFT rows) from a (mined) training parquet",
+    )
+    p.add_argument(
+        "--input", required=True, help="training parquet (docs/CONVENTIONS.md), after mine-confused"
+    )
+    p.add_argument("--out", required=True, help="output SFT parquet")
+    p.add_argument(
+        "--template",
+        type=arguments.template_name,
+        default=DEFAULT_TEMPLATE,
+        help=f"prompt template of the SFT rows and the answer format (default {DEFAULT_TEMPLATE})",
+    )
+    p.add_argument(
+        "--negative-regions",
+        choices=REGION_SOURCES,
+        default=DEFAULT_REGIONS,
+        help="where negatives go: the mined confused mask (default; unmined rows are skipped), the "
+        "look-alike masks, or the mined mask when present else the look-alikes",
+    )
+    p.add_argument("--chunk-size", type=arguments.positive_int, default=64, help="rows per resumable chunk")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an existing output (only once the new one is complete) and discard other partial work",
+    )
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=_prepare_sft)
+
+
+def _prepare_sft(args: argparse.Namespace) -> int:
+    result = write_sft(
+        args.input,
+        args.out,
+        template=args.template,
+        regions=args.negative_regions,
+        chunk_size=args.chunk_size,
+        overwrite=args.overwrite,
+        progress=not args.no_progress,
+    )
+    print(f"wrote {result.rows} SFT rows: {result.path}")
+    print(summary_json(result))
+    for row_id, reason in result.skipped[:20]:
+        print(f"  skipped {row_id}: {reason}")
+    return 0 if result.rows else 1
