@@ -161,7 +161,10 @@ class SampleScorer:
                 self._cf_config,
                 prompt_hw=answer_hw,
             )
-            extra = {"sam_counterfactual": sam_terms["neg_reward"], "sam_mask_iou": sam_terms["mask_iou_reward"]}
+            extra = {
+                "sam_counterfactual": sam_terms["neg_reward"],
+                "sam_mask_iou": sam_terms["mask_iou_reward"],
+            }
         result = self.zeros()
         result.update(total_reward(response, gt_answer, config, extra_terms=extra, answer=answer))
         result.update({SAM_PREFIX + k: float(v) for k, v in sam_terms.items() if k != "sam_failed"})
