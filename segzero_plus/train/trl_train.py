@@ -101,8 +101,9 @@ def build_trainer(
     run: TrlRun, dataset: Any, output_dir: str | Path, sam_scorer: Any = None, model: Any = None
 ) -> tuple[Any, TrlRewards]:
     """(``trl.GRPOTrainer``, its :class:`TrlRewards`) for ``run`` on a TRL dataset. ``sam_scorer``
-    defaults to :func:`build_sam_scorer`; ``model``: an already loaded model (else the profile's folder)."""
-    from transformers import AutoProcessor, Qwen2_5_VLForConditionalGeneration
+    defaults to :func:`build_sam_scorer`; ``model``: an already loaded model (else TRL loads the
+    profile's folder with ``grpo.model_init_kwargs``, float32 unless a ``dtype`` is given)."""
+    from transformers import AutoProcessor
     from trl import GRPOTrainer
 
     folder = resolve_model(run.model)
@@ -111,15 +112,13 @@ def build_trainer(
     rewards = TrlRewards(SampleScorer(run.options, sam_scorer))
     args = grpo_config(run, Path(output_dir), rewards)
     processor = AutoProcessor.from_pretrained(folder)
-    if model is None:
-        model = Qwen2_5_VLForConditionalGeneration.from_pretrained(folder)
     peft_config = None
     if run.peft:
         from peft import LoraConfig
 
         peft_config = LoraConfig(**{"task_type": "CAUSAL_LM", **run.peft})
     trainer = GRPOTrainer(
-        model=model,
+        model=model if model is not None else str(folder),  # TRL loads it (grpo.model_init_kwargs: dtype)
         reward_funcs=rewards.functions(),
         args=args,
         train_dataset=dataset,
@@ -129,7 +128,7 @@ def build_trainer(
     return trainer, rewards
 
 
-def _write_outputs(trainer: Any, rewards: TrlRewards, run: TrlRun, out: Path) -> dict[str, Any]:
+def write_outputs(trainer: Any, rewards: TrlRewards, run: TrlRun, out: Path) -> dict[str, Any]:
     """Save the final model, the log history and ``run.json``; returns the run summary."""
     trainer.save_model(str(out / "final"))
     trainer.processing_class.save_pretrained(str(out / "final"))
@@ -179,7 +178,7 @@ def train(
     dataset = trl_dataset(read_training_rows(train_file, max_rows), processor)
     trainer, rewards = build_trainer(run, dataset, out)
     trainer.train()
-    return _write_outputs(trainer, rewards, run, out)
+    return write_outputs(trainer, rewards, run, out)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
