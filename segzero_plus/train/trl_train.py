@@ -194,12 +194,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--experiment", default=None, help="configs/experiment name (default: the profile's)")
     p.add_argument("--max-rows", type=int, default=None, help="use the first N rows only")
     p.add_argument("--skip-preflight", action="store_true", help="do not run the pre-flight first")
+    p.add_argument("--preflight-only", action="store_true", help="run the pre-flight and stop")
     p.add_argument("overrides", nargs="*", help="dotted.key=value overrides of the profile")
     p.set_defaults(func=_cli)
 
 
 def _cli(args: argparse.Namespace) -> int:
     run = load_run(args.profile, args.experiment, _overrides(args.overrides))
+    if args.preflight_only:
+        from segzero_plus.train.trl_preflight import run_preflight
+
+        report = run_preflight(run, args.train_file)
+        print(report.text())
+        return 0 if report.ok else 1
     summary = train(run, args.train_file, args.output_dir, not args.skip_preflight, args.max_rows)
     print(json.dumps({k: summary[k] for k in ("experiment", "steps", "samples_scored", "reward_errors")}))
     return 0
