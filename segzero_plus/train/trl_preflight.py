@@ -111,15 +111,15 @@ def check_data(
         return []
     if total < prompts_per_step:
         report.add("fail", "data", f"{total} rows < {prompts_per_step} prompts per step: not one step")
-    check_rows_fit_reward(run.options, report, str(train_file), rows, "prompt")
     scorer = SampleScorer(run.options, sam=object())  # ground truths only: SAM is never called here
-    examples, bad = [], []
+    examples, good, bad = [], [], []
     for i, row in enumerate(rows):
         rid = (row.get("extra_info") or {}).get("id", i)
         try:
             example = trl_example(row, processor)
             scorer.ground_truths(example["ground_truth"], tuple(example["answer_hw"]))
             examples.append(example)
+            good.append(row)
         except Exception as exc:
             bad.append(f"{rid} ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})")
     if bad:
