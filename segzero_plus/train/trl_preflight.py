@@ -98,7 +98,6 @@ def check_data(
     """Rows, examples and ground truths of the first sample rows; returns the examples that converted."""
     import pyarrow.parquet as pq
 
-    from segzero_plus.train.data_checks import check_rows_fit_reward
     from segzero_plus.train.scoring import SampleScorer
     from segzero_plus.train.trl_data import read_training_rows, trl_example
 
