@@ -39,7 +39,8 @@ ABLATION_EXPERIMENTS: tuple[str, ...] = ("baseline", "segzero_plus_geometry", "s
 @dataclass(frozen=True)
 class LearnSettings:
     """One GRPO run of the toy world. ``size``: MODEL frame side (px, the toy policy's); ``steps``:
-    optimiser steps; ``overrides``: extra ``dotted.key=value`` profile overrides."""
+    optimiser steps; ``max_new_tokens``: completion budget of training and evaluation (the toy policy's
+    answers are ~100-130 tokens); ``overrides``: extra ``dotted.key=value`` profile overrides."""
 
     policy: str = "toy-policy"
     experiment: str = "segzero_plus_geometry"
@@ -141,6 +142,7 @@ def run_grpo(settings: LearnSettings, out: Path, policy_dir: Path, template: str
         f"model={policy_dir}",
         f"grpo.max_steps={settings.steps}",
         f"grpo.seed={settings.seed}",
+        f"grpo.max_completion_length={settings.max_new_tokens}",
         *settings.overrides,
     ]
     run = load_run(settings.profile, settings.experiment, overrides)
