@@ -44,8 +44,13 @@ def resolve_model(model: str) -> Path:
 
         return ensure_tiny_qwen()
     if model == "toy-policy":
-        from segzero_plus.testing.toy_policy import toy_policy_dir
-
+        try:
+            from segzero_plus.testing.toy_policy import toy_policy_dir
+        except ImportError:
+            raise UserError(
+                "the toy policy fixture (segzero_plus.testing.toy_policy) is not in this checkout; "
+                "give a model folder instead (--policy DIR or model=DIR)"
+            ) from None
         return toy_policy_dir()
     path = Path(model).expanduser()
     if not (path / "config.json").exists():
