@@ -5,6 +5,10 @@ after SFT on look-alike scenes, :mod:`segzero_plus.testing.toy_policy`), the dat
 look-alike scenes (:mod:`segzero_plus.scenes`, half easy, half hard) in a 168x168 MODEL frame, and the
 masks come from the trained toy SAM2 (:mod:`segzero_plus.testing.toy_sam`).
 
+The reward's pixel thresholds are written for the recipe's 840x840 frame; here they are scaled to the
+toy frame (:func:`toy_frame_run`: 100 px point distance -> 20 px at 168, box L1 10 -> 2 px, ...), as the
+scorer scales them for any other answer frame.
+
 ``learn``: evaluate the policy on held-out scenes (greedy answers -> toy SAM2 masks: gIoU with and
 without the answer's negatives, parse rate, negatives per answer, share of negatives on a look-alike);
 run GRPO with the TRL engine (``cpu_toy`` profile) for a fixed number of steps on training scenes; evaluate
@@ -34,6 +38,18 @@ import numpy as np
 TRAIN_SEED = 2000
 EVAL_SEED = 3000
 ABLATION_EXPERIMENTS: tuple[str, ...] = ("baseline", "segzero_plus_geometry", "segzero_plus_sam_cf")
+RECIPE_FRAME = (840, 840)
+"""The MODEL frame the reward's pixel thresholds are written for (``RewardConfig``: 840x840)."""
+
+
+def toy_frame_run(run: Any, size: int) -> Any:
+    """``run`` with its reward's pixel thresholds (point distance, box L1, confused-region distances and
+    areas) expressed in the toy ``size`` x ``size`` frame instead of the recipe's 840x840, as the scorer
+    does for any answer frame (:func:`segzero_plus.train.frames.scale_reward_config`)."""
+    from segzero_plus.train.frames import scale_reward_config
+
+    reward = scale_reward_config(run.options.reward, RECIPE_FRAME, (size, size))
+    return dataclasses.replace(run, options=dataclasses.replace(run.options, reward=reward))
 
 
 @dataclass(frozen=True)
@@ -145,7 +161,7 @@ def run_grpo(settings: LearnSettings, out: Path, policy_dir: Path, template: str
         f"grpo.max_completion_length={settings.max_new_tokens}",
         *settings.overrides,
     ]
-    run = load_run(settings.profile, settings.experiment, overrides)
+    run = toy_frame_run(load_run(settings.profile, settings.experiment, overrides), settings.size)
     processor = AutoProcessor.from_pretrained(policy_dir)
     dataset = trl_dataset(training_rows(settings, template), processor)
     trainer, rewards = build_trainer(run, dataset, out)
@@ -167,7 +183,7 @@ def reward_change(steps: Sequence[dict[str, Any]], window: int = 10) -> dict[str
 
 def learn(settings: LearnSettings, out: str | Path, before: dict[str, float] | None = None) -> dict[str, Any]:
     """One toy-world GRPO run with evaluations before and after (``before``: reuse a measured one)."""
-    from segzero_plus.train.trl_train import resolve_model
+    from segzero_plus.train.trl_config import resolve_model
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

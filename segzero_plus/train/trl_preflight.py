@@ -73,7 +73,7 @@ def check_batch(run: TrlRun, report: Report) -> Any:
 
 def check_files(run: TrlRun, report: Report) -> Path | None:
     """The model folder and the SAM checkpoint; returns the model folder."""
-    from segzero_plus.train.trl_train import TOY_SAM, resolve_model
+    from segzero_plus.train.trl_config import TOY_SAM, resolve_model
 
     try:
         folder = resolve_model(run.model)

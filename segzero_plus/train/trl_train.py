@@ -25,37 +25,10 @@ from typing import Any
 
 from segzero_plus.errors import UserError
 from segzero_plus.train.scoring import SampleScorer
-from segzero_plus.train.trl_config import TrlRun, load_run
+from segzero_plus.train.trl_config import TOY_SAM, TrlRun, load_run, resolve_model
 from segzero_plus.train.trl_rewards import TrlRewards
 
 logger = logging.getLogger(__name__)
-
-MODEL_ALIASES = ("tiny-qwen", "toy-policy")
-"""Profile ``model:`` names of the built-in fixtures: the random tiny Qwen2.5-VL (tests) and the
-cold-started toy policy (``make learn``)."""
-TOY_SAM = "toy"
-"""``segzero_plus.sam.config_name`` (and ``checkpoint``) of the trained toy SAM2 fixture."""
-
-
-def resolve_model(model: str) -> Path:
-    """The model folder of a profile's ``model:`` (a path or one of :data:`MODEL_ALIASES`)."""
-    if model == "tiny-qwen":
-        from segzero_plus.tiny_models import ensure_tiny_qwen
-
-        return ensure_tiny_qwen()
-    if model == "toy-policy":
-        try:
-            from segzero_plus.testing.toy_policy import toy_policy_dir
-        except ImportError:
-            raise UserError(
-                "the toy policy fixture (segzero_plus.testing.toy_policy) is not in this checkout; "
-                "give a model folder instead (--policy DIR or model=DIR)"
-            ) from None
-        return toy_policy_dir()
-    path = Path(model).expanduser()
-    if not (path / "config.json").exists():
-        raise UserError(f"model folder {path} has no config.json; give a Hugging Face model folder")
-    return path
 
 
 def build_sam_scorer(run: TrlRun) -> Any:

@@ -61,7 +61,7 @@ def _scripted_generate(model, tokenizer, good_row):
 def _train(tmp_path, rows, experiment, sam_scorer=None):
     from transformers import AutoProcessor, Qwen2_5_VLForConditionalGeneration
 
-    from segzero_plus.train.trl_train import resolve_model
+    from segzero_plus.train.trl_config import resolve_model
 
     run = load_run(
         "cpu_toy",
