@@ -266,7 +266,8 @@ the trained toy SAM2. Numbers say that the engine learns, not how a real model d
   (seed {EVAL_SEED}), greedy decoding.
 - mean total reward, first {result["window"]} steps: {result["reward_first"]:.4f}; last {result["window"]}:
   {result["reward_last"]:.4f}.
-- wall time: GRPO {result["seconds"]["grpo"]:.0f} s, each evaluation ~{result["seconds"]["eval_after"]:.0f} s.
+- wall time: GRPO {result["seconds"]["grpo"]:.0f} s; evaluations {result["seconds"]["eval_before"]:.0f} s before
+  (incl. building the scenes and loading) and {result["seconds"]["eval_after"]:.0f} s after.
 
 | metric (toy eval) | before | after |
 |---|---|---|
