@@ -35,6 +35,8 @@ from typing import Any
 
 import numpy as np
 
+from segzero_plus.testing.toy_policy import TOY_POLICY_SIZE
+
 TRAIN_SEED = 2000
 EVAL_SEED = 3000
 ABLATION_EXPERIMENTS: tuple[str, ...] = ("baseline", "segzero_plus_geometry", "segzero_plus_sam_cf")
@@ -65,7 +67,7 @@ class LearnSettings:
     seed: int = 0
     train_scenes: int = 64
     eval_scenes: int = 32
-    size: int = 168
+    size: int = TOY_POLICY_SIZE[0]
     max_new_tokens: int = 160
     overrides: tuple[str, ...] = ()
 
