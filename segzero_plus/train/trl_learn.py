@@ -352,8 +352,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     p.add_argument("mode", choices=("learn", "ablation"))
     p.add_argument("--out", required=True)
-    p.add_argument("--steps", type=int, default=None, help="GRPO steps per run (learn 40, ablation 12)")
+    p.add_argument("--steps", type=int, default=None, help="GRPO steps per run (learn 40, ablation 4)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="ablation seeds")
+    p.add_argument(
+        "--experiments", nargs="+", default=list(ABLATION_EXPERIMENTS), help="ablation experiments"
+    )
     p.add_argument("--experiment", default="segzero_plus_geometry", help="learn: the experiment")
     p.add_argument("--policy", default="toy-policy", help="toy-policy, tiny-qwen or a model folder")
     p.add_argument("--eval-scenes", type=int, default=32)
@@ -370,7 +373,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             json.dumps({k: result[k] for k in ("before", "after", "reward_first", "reward_last")}, indent=2)
         )
     else:
-        ablation(args.out, args.steps or 12, args.seeds, **common)
+        ablation(args.out, args.steps or 4, args.seeds, args.experiments, **common)
         print((Path(args.out) / "report.md").read_text())
     return 0
 
