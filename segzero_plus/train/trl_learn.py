@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import math
 import time
@@ -78,13 +79,20 @@ def _template(experiment: str) -> str:
     return load_run("cpu_toy", experiment).options.prompt_template
 
 
+@functools.lru_cache(maxsize=4)
+def toy_scenes(n: int, seed: int) -> tuple[Any, ...]:
+    """``n`` mixed look-alike scenes of ``seed`` (made once per process: the ablation's runs share them)."""
+    from segzero_plus.scenes import generate_scenes
+
+    return tuple(generate_scenes(n, seed=seed, difficulty="mixed"))
+
+
 def training_rows(settings: LearnSettings, template: str) -> list[dict[str, Any]]:
     """verl training rows of the training scenes, in the experiment's prompt template."""
     from segzero_plus.data.lookalike import LOOKALIKE_SOURCE, scenes_to_training_rows
     from segzero_plus.data.training import TrainingOptions
-    from segzero_plus.scenes import generate_scenes
 
-    scenes = generate_scenes(settings.train_scenes, seed=TRAIN_SEED, difficulty="mixed")
+    scenes = toy_scenes(settings.train_scenes, TRAIN_SEED)
     options = TrainingOptions(
         template=template, resize=(settings.size, settings.size), data_source=LOOKALIKE_SOURCE
     )
@@ -120,10 +128,9 @@ def evaluate_policy(model_dir: str | Path, settings: LearnSettings, template: st
     from segzero_plus.evaluation.pipeline import Evaluator
     from segzero_plus.evaluation.summary import summarize_records
     from segzero_plus.parsing import parse_answer
-    from segzero_plus.scenes import generate_scenes
     from segzero_plus.testing.toy_sam import toy_sam_scorer
 
-    scenes = generate_scenes(settings.eval_scenes, seed=EVAL_SEED, difficulty="mixed")
+    scenes = toy_scenes(settings.eval_scenes, EVAL_SEED)
     backend = TransformersBackend(
         model_dir, template, GenerationSettings(max_new_tokens=settings.max_new_tokens), device="cpu"
     )
