@@ -359,7 +359,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     p.add_argument("mode", choices=("learn", "ablation"))
     p.add_argument("--out", required=True)
-    p.add_argument("--steps", type=int, default=None, help="GRPO steps per run (learn 40, ablation 4)")
+    p.add_argument("--steps", type=int, default=None, help="GRPO steps per run (learn 40, ablation 3)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="ablation seeds")
     p.add_argument(
         "--experiments", nargs="+", default=list(ABLATION_EXPERIMENTS), help="ablation experiments"
@@ -380,7 +380,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             json.dumps({k: result[k] for k in ("before", "after", "reward_first", "reward_last")}, indent=2)
         )
     else:
-        ablation(args.out, args.steps or 4, args.seeds, args.experiments, **common)
+        ablation(args.out, args.steps or 3, args.seeds, args.experiments, **common)
         print((Path(args.out) / "report.md").read_text())
     return 0
 
