@@ -10,7 +10,7 @@ export TRANSFORMERS_OFFLINE := 1
 export WANDB_MODE ?= offline
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup demo test test-wheel bench lint lock clean
+.PHONY: setup demo test test-wheel bench lint lock clean learn learn-ablation
 
 LOCK := requirements/cpu-lock.txt
 
@@ -28,6 +28,15 @@ setup: $(STAMP)
 
 demo: setup
 	$(PY) -m segzero_plus.demo --out outputs/demo
+
+# GRPO on the toy look-alike world with the TRL engine (CPU): the cold-started toy policy, ~10 min on
+# 2 cores; outputs/learn/{report.md,curves.png,metrics.json}. learn-ablation: baseline / geometry /
+# SAM counterfactual rewards x 3 seeds, shortened runs (~30 min); outputs/learn_ablation/report.md.
+learn: setup
+	$(PY) -m segzero_plus.train.trl_learn learn --out outputs/learn
+
+learn-ablation: setup
+	$(PY) -m segzero_plus.train.trl_learn ablation --out outputs/learn_ablation
 
 # pytest exits 5 when it collects nothing: an empty suite is a failure, not a pass.
 test: setup

@@ -31,6 +31,7 @@ SUBCOMMANDS: dict[str, str] = {
     "segment": "segzero_plus.evaluation.segment",
     "report": "segzero_plus.reporting.cli",
     "check-train": "segzero_plus.train.preflight",
+    "train-trl": "segzero_plus.train.trl_train",
 }
 
 

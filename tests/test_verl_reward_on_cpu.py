@@ -86,7 +86,7 @@ def _decoded(tokenizer, data, i):
 def test_verl_loader_resolves_our_manager_with_config_options(tiny_qwen_dir, parquet, tokenizer):
     from verl.trainer.ppo.reward import load_reward_manager, resolve_reward_manager_cls
 
-    from segzero_plus.verl_reward import SegZeroPlusRewardManager
+    from segzero_plus.train.reward_manager import SegZeroPlusRewardManager
 
     cfg = make_cfg(tiny_qwen_dir, parquet, "experiment=neg_weight_2.0")
     assert resolve_reward_manager_cls(cfg) is SegZeroPlusRewardManager
@@ -95,6 +95,15 @@ def test_verl_loader_resolves_our_manager_with_config_options(tiny_qwen_dir, par
     assert manager.options.negative_reward == "additive"
     assert manager.options.reward.weights["negative_point"] == 2.0
     assert manager.options.reward.template == "negative_point"
+
+
+def test_configs_naming_the_former_module_resolve_the_same_manager(tiny_qwen_dir, parquet):
+    from verl.trainer.ppo.reward import resolve_reward_manager_cls
+
+    from segzero_plus.train.reward_manager import SegZeroPlusRewardManager
+
+    cfg = make_cfg(tiny_qwen_dir, parquet, "reward.reward_manager.module.path=pkg://segzero_plus.verl_reward")
+    assert resolve_reward_manager_cls(cfg) is SegZeroPlusRewardManager
 
 
 def test_answer_frame_matches_verls_vision_pipeline():
@@ -120,7 +129,7 @@ def test_frame_mapping_lands_on_the_right_pixels_of_a_non_square_image(
     from segzero_plus.data.scenes import generate_scene
     from segzero_plus.data.training import target_geometry
     from segzero_plus.sam.scorer import MaskResult
-    from segzero_plus.verl_reward import SegZeroPlusRewardManager
+    from segzero_plus.train.reward_manager import SegZeroPlusRewardManager
 
     scene = generate_scene(3, size=(560, 840), n_distractors=1, scene_id="frame")
     geom = target_geometry(scene.target_mask, scene.distractor_masks, (560, 840))
@@ -230,7 +239,8 @@ def test_reward_loop_manager_with_ray_workers_and_one_shared_sam_actor(
     from segzero_plus.sam.build import build_sam2_model
     from segzero_plus.sam.counterfactual import counterfactual_reward
     from segzero_plus.sam.scorer import SamScorer
-    from segzero_plus.verl_reward import SegZeroPlusRewardManager, _image_key
+    from segzero_plus.train.reward_manager import SegZeroPlusRewardManager
+    from segzero_plus.train.scoring import image_key
 
     sam_name, sam_ckpt = tiny_sam_checkpoint
     actor_name = f"sam_test_{os.getpid()}"
@@ -284,7 +294,7 @@ def test_reward_loop_manager_with_ray_workers_and_one_shared_sam_actor(
         rgb = image_rgb(item)
         sam = counterfactual_reward(
             local,
-            _image_key(item, rgb),
+            image_key(item.get("bytes"), rgb),
             rgb,
             answer.bbox,
             answer.points_pos,
@@ -365,7 +375,7 @@ def test_a_sam_failure_falls_back_to_the_sam_free_terms(cfg, tokenizer, tiny_qwe
     """SAM unreachable is an infrastructure fault, not a bad answer: the sample keeps every SAM-free term
     (flagged and counted), instead of a 0 that GRPO would turn into a negative advantage."""
     from segzero_plus.sam.actor import SamUnavailableError
-    from segzero_plus.verl_reward import SegZeroPlusRewardManager
+    from segzero_plus.train.reward_manager import SegZeroPlusRewardManager
 
     class DownScorer:
         def score(self, *args, **kwargs):

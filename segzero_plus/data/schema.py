@@ -19,6 +19,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pyarrow as pa
 
 from segzero_plus.errors import UserError
@@ -162,22 +163,30 @@ def _ground_truth_class():
     return GroundTruth
 
 
-def to_ground_truth(text: str | Mapping[str, Any]) -> GroundTruth:
+def to_ground_truth(text: str | Mapping[str, Any], missing_mask: str = "raise") -> GroundTruth:
     """Decode the JSON into the reward core's ``GroundTruth`` (bool masks, MODEL frame).
 
-    Raises :class:`SchemaError` for rows imported without a mask (mask-based terms are unavailable for
-    them; their box/points/solution remain readable with :func:`loads_ground_truth`)."""
+    Rows imported without a mask (the mask-based terms are unavailable for them) raise
+    :class:`SchemaError` with ``missing_mask="raise"``; with ``missing_mask="empty"`` they get an all-False
+    mask of the recorded ``height`` x ``width`` (for scorers that read only the box, points and solution,
+    such as Seg-Zero's strict one). A mask whose shape is not the recorded size raises."""
     from segzero_plus.masks import decode_rle
 
+    if missing_mask not in ("raise", "empty"):
+        raise ValueError(f"missing_mask must be 'raise' or 'empty', got {missing_mask!r}")
     r = loads_ground_truth(text)
-    if r["mask"] is None:
+    hw = (int(r["height"]), int(r["width"]))
+    if r["mask"] is None and missing_mask == "raise":
         raise SchemaError(
             f"this row has no ground-truth mask: {', '.join(MASK_REWARD_TERMS)} are unavailable"
         )
+    mask = decode_rle(r["mask"]) if r["mask"] is not None else np.zeros(hw, dtype=bool)
+    if mask.shape != hw:
+        raise SchemaError(f"ground-truth mask is {mask.shape}, the JSON says {hw}")
     return _ground_truth_class()(
         bbox=tuple(int(v) for v in r["bbox"]),
         points=[(int(p[0]), int(p[1])) for p in r["points"]],
-        mask=decode_rle(r["mask"]),
+        mask=mask,
         confused_mask=decode_rle(r["confused_mask"]) if r["confused_mask"] is not None else None,
         distractor_masks=[decode_rle(m) for m in r["distractor_masks"]],
         solution=r["solution"],

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
-from segzero_plus.parsing import parse_answer
+from segzero_plus.parsing import Answer, parse_answer
 from segzero_plus.rewards.box import box_iou_reward, box_l1_reward
 from segzero_plus.rewards.config import WEIGHTED_TERMS, RewardConfig
 from segzero_plus.rewards.format import (
@@ -63,6 +63,7 @@ def total_reward(
     gt: GroundTruth,
     config: RewardConfig = DEFAULT_CONFIG,
     extra_terms: Mapping[str, float] | None = None,
+    answer: Answer | None = None,
 ) -> dict[str, float]:
     """Score one response. Returns ``{"score": weighted total, <term>: value, <flag>: value}``.
 
@@ -76,12 +77,14 @@ def total_reward(
     ``extra_terms`` carries terms computed elsewhere (e.g. the SAM counterfactual reward), keyed by the
     names in ``config.extra_terms``: each is weighted by ``config.weights[name]`` and added to the score;
     names not passed are reported as 0.0 and add nothing. Unknown names or non-finite values raise
-    ``ValueError`` (a caller bug, not a model error). Flags: ``seg_format_soft``, ``seg_format_strict``,
+    ``ValueError`` (a caller bug, not a model error). ``answer``: ``parse_answer(response)`` when the
+    caller parsed it already (it is not parsed twice). Flags: ``seg_format_soft``, ``seg_format_strict``,
     ``parse_error`` (1.0 when no box or no positive point was parsed), ``answer_strict``, and counts
     ``n_points_pos``, ``n_points_neg``, ``n_neg_in_mask``, ``n_neg_hits``.
     """
     extras = _extra_values(extra_terms, config)
-    answer = parse_answer(response)
+    if answer is None:
+        answer = parse_answer(response)
     soft = seg_format_soft(answer)
     strict = seg_format_strict(answer, config.template, gt.hw, config.max_negative_points)
     terms = dict.fromkeys(TERM_KEYS, 0.0)

@@ -21,7 +21,7 @@ from segzero_plus.train.run_checks import check_dead_keys
 from segzero_plus.train.verl_config import config_int, verl_schema
 
 MANAGER_CLASS = "SegZeroPlusRewardManager"
-MANAGER_MODULE = "pkg://segzero_plus.verl_reward"
+MANAGER_MODULE = "pkg://segzero_plus.train.reward_manager"
 """How a config selects our reward manager (``reward.reward_manager.name`` and ``module.path``)."""
 VLLM_MAX_LORA_RANK = 512
 """vLLM's largest LoRA rank (verl rounds smaller ranks up to vLLM's next allowed one)."""

@@ -65,7 +65,7 @@ KEY_MAP: dict[str, str] = {
     "worker.rollout.tensor_parallel_size": "actor_rollout_ref.rollout.tensor_model_parallel_size",
     "worker.rollout.gpu_memory_utilization": "actor_rollout_ref.rollout.gpu_memory_utilization",
     "worker.rollout.temperature": "actor_rollout_ref.rollout.temperature",
-    "worker.reward.compute_score": "reward.reward_manager (segzero_plus.verl_reward.SegZeroPlusRewardManager)",
+    "worker.reward.compute_score": "reward.reward_manager (segzero_plus.train.reward_manager.SegZeroPlusRewardManager)",
     "algorithm.kl_coef": "actor_rollout_ref.actor.kl_loss_coef (with actor_rollout_ref.actor.use_kl_loss=true)",
     "trainer.total_episodes": "trainer.total_epochs",
     "trainer.max_steps": "trainer.total_training_steps",

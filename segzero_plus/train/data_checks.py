@@ -77,11 +77,11 @@ def _check_data_file(
     if not vr.ok:
         report.add("fail", "data", vr.summary().replace("\n", " |"))
     if options is not None and rows:
-        _check_rows_fit_reward(options, report, path, rows, prompt_key)
+        check_rows_fit_reward(options, report, path, rows, prompt_key)
     return str(p), n_rows
 
 
-def _check_rows_fit_reward(
+def check_rows_fit_reward(
     options: ManagerOptions, report: Report, path: str, rows: list[dict[str, Any]], prompt_key: str
 ) -> None:
     """The rows were built with the reward's prompt template, and carry masks when its scorer needs them."""

@@ -190,6 +190,13 @@ class TrainShape:
     sam_placement: str | None
     dataloader_workers: int = 8
     agent_loop_workers: int = 8
+    optimizer_bytes_per_param: float = 8.0
+    """Optimiser state per trainable parameter: AdamW's two fp32 moments (8 B); ~0 for Adafactor."""
+    logit_tokens_per_micro_batch: int | None = None
+    """Tokens the LM head runs on per micro-batch: None = every token (verl); TRL passes
+    ``logits_to_keep`` = the completion length, so only those get logits."""
+    sharded: bool = True
+    """FSDP gathers layers (verl); False for one process holding the whole model (TRL on one GPU)."""
 
     @classmethod
     def from_config(cls, cfg: Any, sam_gpu_gib: float, sam_placement: str | None) -> TrainShape:
@@ -333,7 +340,7 @@ def estimate_memory(shape: TrainShape, model: ModelShape, gpu_gib: float) -> Mem
     )
     params_b = mdt * p / GIB
     grads_b = mdt * trainable / GIB
-    adam_b = 8.0 * trainable / GIB
+    adam_b = shape.optimizer_bytes_per_param * trainable / GIB
     fsdp2_policy = shape.offload_policy and shape.strategy == "fsdp2"
 
     tokens = shape.max_token_len_per_gpu if shape.use_dynamic_bsz else shape.micro_batch * shape.seq_len
@@ -341,15 +348,19 @@ def estimate_memory(shape: TrainShape, model: ModelShape, gpu_gib: float) -> Mem
     layer_full = model.layer_activation_bytes_per_token * (
         1 if shape.gradient_checkpointing else model.layers
     )
-    act = (
-        tokens * (per_token + layer_full + model.vocab * LOGIT_BYTES_PER_TOKEN_VOCAB) / GIB
-        + VISION_ACTIVATION_GIB
+    logit_tokens = (
+        tokens if shape.logit_tokens_per_micro_batch is None else shape.logit_tokens_per_micro_batch
     )
+    act = (
+        tokens * (per_token + layer_full) + logit_tokens * model.vocab * LOGIT_BYTES_PER_TOKEN_VOCAB
+    ) / GIB + VISION_ACTIVATION_GIB
     lp_tokens = (
         shape.max_token_len_per_gpu if shape.use_dynamic_bsz else shape.log_prob_micro_batch * shape.seq_len
     )
-    act_fwd = lp_tokens * (model.layer_activation_bytes_per_token + model.vocab * 6.0) / GIB
-    gathered = 2 * 2.0 * model.largest_unit_params / GIB  # bf16 unit being computed + the prefetched one
+    lp_logit_tokens = lp_tokens if shape.logit_tokens_per_micro_batch is None else logit_tokens
+    act_fwd = (lp_tokens * model.layer_activation_bytes_per_token + lp_logit_tokens * model.vocab * 6.0) / GIB
+    # FSDP: the bf16 unit being computed + the prefetched one
+    gathered = 2 * 2.0 * model.largest_unit_params / GIB if shape.sharded else 0.0
     sam = shape.sam_gpu_gib if shape.sam_placement == "shared_gpu" else 0.0
 
     parts: dict[str, float] = {}

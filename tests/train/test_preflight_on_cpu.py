@@ -101,7 +101,7 @@ def test_seg_zero_recipe_values():
     )
     assert actor.use_kl_loss and cfg.trainer.total_epochs == 1 and cfg.trainer.save_freq == 50
     assert cfg.reward.reward_manager.source == "importlib"
-    assert cfg.reward.reward_manager.module.path == "pkg://segzero_plus.verl_reward"
+    assert cfg.reward.reward_manager.module.path == "pkg://segzero_plus.train.reward_manager"
     a6000 = run_preflight("segzero_plus_7b", ["hardware=2xa6000"], dry_run=True).config
     assert (
         a6000.trainer.n_gpus_per_node == 2 and a6000.actor_rollout_ref.rollout.tensor_model_parallel_size == 2
