@@ -100,26 +100,7 @@ def total_reward(
             terms["bbox_iou"] = box_iou_reward(answer.bbox, gt.bbox, config.iou_threshold)
             terms["bbox_l1"] = box_l1_reward(answer.bbox, gt.bbox, config.l1_threshold_px)
             terms["point"] = point_reward(answer.points_pos, gt, config.point_threshold_px)
-            if config.negative_reward == "geometry":
-                components = gt.confused_components(
-                    config.negative_regions,
-                    config.confused_near_px,
-                    config.min_confused_area_px,
-                    config.confused_clearance_px,
-                )
-                score, n_in_mask, n_hits = negative_point_details(
-                    answer.points_neg, gt.mask, components, answer.bbox, config
-                )
-                terms["negative_point"] = score
-            elif config.negative_reward == "additive":
-                terms["negative_point"] = negative_point_reward_additive(
-                    answer.points_neg,
-                    gt.mask,
-                    answer.bbox,
-                    gt.negative_region(config.negative_regions),
-                    alpha=config.additive_alpha,
-                    beta=config.additive_beta,
-                )
+            terms["negative_point"], n_in_mask, n_hits = _negative_term(answer, gt, config)
 
     weights = config.weights
     score = sum(weights[name] * terms[name] for name in TERM_KEYS)
@@ -140,3 +121,28 @@ def total_reward(
         }
     )
     return result
+
+
+def _negative_term(answer: Answer, gt: GroundTruth, config: RewardConfig) -> tuple[float, int, int]:
+    """``(negative_point, negatives inside the target, negatives on a counted confused component)`` of a
+    parsed answer under ``config.negative_reward`` (the counts are 0 for the additive formula, and all
+    three are 0 for modes scored elsewhere, e.g. the SAM counterfactual)."""
+    if config.negative_reward == "geometry":
+        components = gt.confused_components(
+            config.negative_regions,
+            config.confused_near_px,
+            config.min_confused_area_px,
+            config.confused_clearance_px,
+        )
+        return negative_point_details(answer.points_neg, gt.mask, components, answer.bbox, config)
+    if config.negative_reward == "additive":
+        score = negative_point_reward_additive(
+            answer.points_neg,
+            gt.mask,
+            answer.bbox,
+            gt.negative_region(config.negative_regions),
+            alpha=config.additive_alpha,
+            beta=config.additive_beta,
+        )
+        return score, 0, 0
+    return 0.0, 0, 0
