@@ -23,8 +23,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import threading
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -32,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from segzero_plus.data.schema import to_ground_truth
+from segzero_plus.lru import LruCache
 from segzero_plus.parsing import parse_answer
 from segzero_plus.rewards import GroundTruth, reward_keys, total_reward
 from segzero_plus.sam.counterfactual import TERM_KEYS as SAM_TERM_KEYS
@@ -61,29 +60,6 @@ class ScoringStats:
     errors: int = 0
     sam_failures: int = 0
     frame_scaled: int = 0
-
-
-class _GroundTruthCache:
-    """Thread-safe LRU of decoded ground truths keyed by (ground-truth JSON, answer frame)."""
-
-    def __init__(self, size: int = GT_CACHE_SIZE) -> None:
-        self.size = size
-        self._items: OrderedDict[tuple[str, tuple[int, int]], tuple[GroundTruth, GroundTruth]] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, key: tuple[str, tuple[int, int]]) -> tuple[GroundTruth, GroundTruth] | None:
-        with self._lock:
-            value = self._items.get(key)
-            if value is not None:
-                self._items.move_to_end(key)
-            return value
-
-    def put(self, key: tuple[str, tuple[int, int]], value: tuple[GroundTruth, GroundTruth]) -> None:
-        with self._lock:
-            self._items[key] = value
-            self._items.move_to_end(key)
-            while len(self._items) > self.size:
-                self._items.popitem(last=False)
 
 
 def image_key(data: bytes | None, rgb: np.ndarray | None = None) -> str:
@@ -117,7 +93,9 @@ class SampleScorer:
         self.stats = ScoringStats()
         self.keys = sample_keys(options)
         self._cf_config = options.sam.counterfactual_config()
-        self._gt_cache = _GroundTruthCache()
+        self._gt_cache: LruCache[tuple[str, tuple[int, int]], tuple[GroundTruth, GroundTruth]] = LruCache(
+            GT_CACHE_SIZE
+        )
 
     def zeros(self) -> dict[str, float]:
         """Every key at 0.0."""
