@@ -339,9 +339,12 @@ def _write_ablation_report(out: Path, table: Sequence[dict[str, Any]], steps: in
         "| experiment | seeds | reward first→last | " + " | ".join(keys) + " |",
         "|---|---|---|" + "---|" * len(keys),
     ]
-    start = table[0]["before"] if table else {}
-    if start:
-        lines.append("| (start: toy policy) | - | - | " + " | ".join(f"{start[k]:.3f}" for k in keys) + " |")
+    starts: dict[str, dict[str, float]] = {}
+    for row in table:
+        starts.setdefault(_template(row["experiment"]), row["before"])
+    for template, start in starts.items():
+        cells = " | ".join(f"{start[k]:.3f}" for k in keys)
+        lines.append(f"| (start: toy policy, {template} prompt) | - | - | {cells} |")
     for experiment in dict.fromkeys(r["experiment"] for r in table):
         runs = [r for r in table if r["experiment"] == experiment]
         reward = f"{np.mean([r['reward_first'] for r in runs]):.3f}→{np.mean([r['reward_last'] for r in runs]):.3f}"

@@ -31,3 +31,33 @@ def test_lookalike_share_counts_negatives_on_a_lookalike_mask():
     share, n = lookalike_share(records, [scene])
     assert n == 2 and share == 0.5
     assert math.isnan(lookalike_share(records[1:], [scene])[0])
+
+
+def test_ablation_report_shows_the_start_under_each_prompt_template(tmp_path):
+    from segzero_plus.train.trl_learn import _write_ablation_report
+
+    keys = ("gIoU", "gIoU_without_negatives", "negatives_per_answer", "lookalike_share")
+    start_original = dict.fromkeys(keys, 0.0)
+    start_negative = {
+        "gIoU": 0.25,
+        "gIoU_without_negatives": 0.2,
+        "negatives_per_answer": 1.5,
+        "lookalike_share": 0.1,
+    }
+    table = [
+        {
+            "experiment": name,
+            "seed": 0,
+            "before": before,
+            "after": before,
+            "reward_first": 0.0,
+            "reward_last": 0.0,
+        }
+        for name, before in (("baseline", start_original), ("segzero_plus_geometry", start_negative))
+    ]
+    _write_ablation_report(tmp_path, table, steps=3)
+    lines = (tmp_path / "report.md").read_text().splitlines()
+    starts = [line for line in lines if line.startswith("| (start")]
+    assert len(starts) == 2
+    assert "original prompt" in starts[0] and "| 0.000 |" in starts[0]
+    assert "negative_point prompt" in starts[1] and "| 0.250 |" in starts[1]
