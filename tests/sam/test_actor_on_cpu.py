@@ -139,12 +139,12 @@ def test_killed_scorer_gives_a_retried_call_or_a_logged_zero(ray_local, spec, sc
     first_pid = ray.get(worker.scorer_pid.remote())
     # the loop keeps calling for 6 s and the kill comes at 1 s, so calls follow the kill whether it lands
     # mid-call or between calls: each such call meets a dead/restarting actor or (image already delivered)
-    # a restarted one with an empty cache, and must be retried
-    run = worker.score_loop.remote("img", image, prompts, 1, 6.0)
+    # a restarted one with an empty cache, and must be retried. At least 2 calls: on a loaded machine one
+    # call (retried across the restart) can outlast the 6 s, and the restarted scorer must serve a new one
+    run = worker.score_loop.remote("img", image, prompts, 2, 6.0)
     time.sleep(1.0)
     ray.kill(ray.get_actor(name, namespace=NAMESPACE), no_restart=False)  # Ray restarts it
     outcomes, retries, failures = ray.get(run, timeout=180)  # the worker did not crash
-    assert len(outcomes) >= 2
     assert {kind for kind, _ in outcomes} <= {"ok", "zero"}
     assert outcomes[-1][0] == "ok"  # the restarted scorer serves again
     assert retries + failures >= 1  # the kill hit a call: it was retried (or scored 0 with a log)
