@@ -65,7 +65,11 @@ def test_wheel_ships_configs_and_runs_outside_the_checkout(tmp_path):
     names = set(zipfile.ZipFile(wheel).namelist())
     configs = {p.relative_to(REPO).as_posix() for p in (REPO / "configs").rglob("*.yaml")}
     assert configs and {f"segzero_plus/{c}" for c in configs} <= names
-    fixtures = {p.relative_to(REPO).as_posix() for p in (REPO / "segzero_plus/testing/fixtures").iterdir()}
+    fixtures = {
+        p.relative_to(REPO).as_posix()
+        for p in (REPO / "segzero_plus/testing/fixtures").rglob("*")
+        if p.is_file()
+    }
     assert fixtures <= names
 
     venv = _venv_with_wheel(tmp_path, wheel)
